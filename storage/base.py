@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class Store(Protocol):
         """Keys under `prefix` (recursively), sorted."""
         ...
 
-    async def list_dirs(self, prefix: str = "") -> list[str]:
+    async def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         """Immediate sub-'directories' of `prefix`, without trailing '/', sorted."""
         ...
 
