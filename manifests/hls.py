@@ -1,0 +1,165 @@
+"""Rendering HLS playlists (RFC 8216bis) from the presentation model.
+
+URIs are relative: the multivariant playlist sits at the asset root, each media
+playlist in its rendition's directory beside its segments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from manifests import layout, tags
+from manifests.bandwidth import average_bitrate, peak_bitrate
+from manifests.model import Presentation, Rendition
+
+AUDIO_GROUP = "audio"
+
+
+def _attrs(pairs: Iterable[tuple[str, object]]) -> str:
+    """An attribute list (§4.2): strings quoted, numbers bare; enumerated values pass as _Enum."""
+    out = []
+    for name, value in pairs:
+        if isinstance(value, _Enum):
+            out.append(f"{name}={value.text}")
+        elif isinstance(value, str):
+            out.append(f'{name}="{value}"')
+        elif isinstance(value, float):
+            out.append(f"{name}={value:.3f}")
+        else:
+            out.append(f"{name}={value}")
+    return ",".join(out)
+
+
+class _Enum:
+    """An enumerated-string or resolution attribute value, written without quotes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def format_duration(seconds: float) -> str:
+    """EXTINF's decimal-floating-point (§4.4.4.1), to the microsecond."""
+    return f"{seconds:.6f}"
+
+
+def target_duration(durations: Iterable[float]) -> int:
+    """EXT-X-TARGETDURATION (§4.4.3.1).
+
+    The spec requires every EXTINF rounded to the nearest integer to be at most the
+    target; we take the ceiling of the longest segment so that no segment is longer
+    than the target duration at all (a tolerance of 1 µs absorbs float noise).
+    """
+    longest = max(durations, default=1.0)
+    return max(1, math.ceil(longest - 1e-6))
+
+
+def media_playlist(r: Rendition, *, ended: bool = True) -> str:
+    """A VOD media playlist of CMAF segments."""
+    durations = [r.seconds(s.duration) for s in r.segments]
+    lines = [
+        tags.EXTM3U,
+        f"{tags.VERSION}:{tags.PLAYLIST_VERSION}",
+        f"{tags.TARGETDURATION}:{target_duration(durations)}",
+        f"{tags.MEDIA_SEQUENCE}:{r.segments[0].number if r.segments else 1}",
+        f"{tags.PLAYLIST_TYPE}:VOD",
+        tags.INDEPENDENT_SEGMENTS,
+        f'{tags.MAP}:URI="{layout.INIT}"',
+    ]
+    for seg, seconds in zip(r.segments, durations, strict=True):
+        lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
+        lines.append(layout.segment_name(seg.number))
+    if ended:
+        lines.append(tags.ENDLIST)
+    return "\n".join(lines) + "\n"
+
+
+def iframe_playlist(r: Rendition) -> str:
+    """An I-frame playlist (§4.4.3.6): byte ranges into the same segments, one per IDR.
+
+    Each range covers the segment's first moof and its first sample (the IDR frame
+    that starts every video segment); its duration is that of the whole segment,
+    up to the next I-frame.
+    """
+    durations = [r.seconds(s.duration) for s in r.segments]
+    lines = [
+        tags.EXTM3U,
+        f"{tags.VERSION}:{tags.PLAYLIST_VERSION}",
+        f"{tags.TARGETDURATION}:{target_duration(durations)}",
+        f"{tags.MEDIA_SEQUENCE}:{r.segments[0].number if r.segments else 1}",
+        f"{tags.PLAYLIST_TYPE}:VOD",
+        tags.I_FRAMES_ONLY,
+        tags.INDEPENDENT_SEGMENTS,
+        f'{tags.MAP}:URI="{layout.INIT}"',
+    ]
+    for seg, seconds in zip(r.segments, durations, strict=True):
+        lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
+        lines.append(f"{tags.BYTERANGE}:{seg.iframe_length}@{seg.iframe_offset}")
+        lines.append(layout.segment_name(seg.number))
+    lines.append(tags.ENDLIST)
+    return "\n".join(lines) + "\n"
+
+
+def iframe_peak_bitrate(r: Rendition) -> int:
+    """BANDWIDTH of an I-frame playlist: the largest I-frame over its segment's duration."""
+    rates = [8 * s.iframe_length / r.seconds(s.duration) for s in r.segments if s.duration]
+    return math.ceil(max(rates, default=0.0))
+
+
+def iframe_average_bitrate(r: Rendition) -> int:
+    total = r.seconds(sum(s.duration for s in r.segments))
+    return math.ceil(8 * sum(s.iframe_length for s in r.segments) / total) if total else 0
+
+
+def _audio_name(r: Rendition) -> str:
+    return f"{r.id} ({round(r.sample_rate / 1000, 1):g} kHz)" if r.sample_rate else r.id
+
+
+def multivariant_playlist(p: Presentation) -> str:
+    """The entry playlist: one variant per rendition (audio-only) or per video rendition
+    with the audio renditions in one EXT-X-MEDIA group, plus I-frame variants."""
+    seg = p.segment_duration
+    lines = [tags.EXTM3U, f"{tags.VERSION}:{tags.PLAYLIST_VERSION}", tags.INDEPENDENT_SEGMENTS]
+    if not p.video:
+        # Audio-only: each rendition is a variant (a level for hls.js), lowest bandwidth first.
+        for r in sorted(p.audio, key=lambda r: peak_bitrate(r, seg)):
+            lines.append(f"{tags.STREAM_INF}:" + _attrs([
+                ("BANDWIDTH", peak_bitrate(r, seg)),
+                ("AVERAGE-BANDWIDTH", average_bitrate(r)),
+                ("CODECS", r.codecs),
+            ]))
+            lines.append(r.playlist_uri)
+        return "\n".join(lines) + "\n"
+
+    audio = sorted(p.audio, key=lambda r: peak_bitrate(r, seg))
+    for i, a in enumerate(audio):
+        default = "YES" if i == len(audio) - 1 else "NO"
+        lines.append(f"{tags.MEDIA}:" + _attrs([
+            ("TYPE", _Enum("AUDIO")), ("GROUP-ID", AUDIO_GROUP), ("NAME", _audio_name(a)),
+            ("LANGUAGE", a.language), ("DEFAULT", _Enum(default)), ("AUTOSELECT", _Enum("YES")),
+            ("CHANNELS", str(a.channels or 2)), ("URI", a.playlist_uri),
+        ]))
+    audio_peak = max((peak_bitrate(a, seg) for a in audio), default=0)
+    audio_avg = max((average_bitrate(a) for a in audio), default=0)
+    audio_codecs = sorted({a.codecs for a in audio})
+    for v in sorted(p.video, key=lambda r: peak_bitrate(r, seg)):
+        attrs: list[tuple[str, object]] = [
+            ("BANDWIDTH", peak_bitrate(v, seg) + audio_peak),
+            ("AVERAGE-BANDWIDTH", average_bitrate(v) + audio_avg),
+            ("CODECS", ",".join([v.codecs, *audio_codecs])),
+            ("RESOLUTION", _Enum(f"{v.width}x{v.height}")),
+            ("FRAME-RATE", float(v.frame_rate)),
+        ]
+        if audio:
+            attrs.append(("AUDIO", AUDIO_GROUP))
+        lines.append(f"{tags.STREAM_INF}:" + _attrs(attrs))
+        lines.append(v.playlist_uri)
+    for v in sorted(p.video, key=lambda r: peak_bitrate(r, seg)):
+        lines.append(f"{tags.I_FRAME_STREAM_INF}:" + _attrs([
+            ("BANDWIDTH", iframe_peak_bitrate(v)),
+            ("AVERAGE-BANDWIDTH", iframe_average_bitrate(v)),
+            ("CODECS", v.codecs),
+            ("RESOLUTION", _Enum(f"{v.width}x{v.height}")),
+            ("URI", v.iframe_playlist_uri),
+        ]))
+    return "\n".join(lines) + "\n"

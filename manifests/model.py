@@ -1,0 +1,85 @@
+"""The presentation model: asset → renditions → segments, as measured from the real bytes.
+
+Every manifest is rendered from this model; nominal values (configured bitrates,
+ffmpeg's own playlists) never reach one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from manifests import layout
+
+
+@dataclass(frozen=True)
+class Segment:
+    number: int  # 1-based, as DASH $Number$
+    start: int  # baseMediaDecodeTime of the first fragment, in the rendition timescale
+    duration: int  # sum of sample durations, in the rendition timescale
+    size: int  # bytes of the segment object
+    # I-frame playlists (video): from the first moof to the end of its first (sync) sample
+    iframe_offset: int = 0
+    iframe_length: int = 0
+    starts_with_sync: bool = True
+
+
+@dataclass(frozen=True)
+class Rendition:
+    id: str
+    content_type: str  # "audio" | "video"
+    codecs: str
+    timescale: int
+    segments: tuple[Segment, ...]
+    dir: str  # path relative to the asset root, e.g. "v/<version>/low"
+    init_size: int = 0
+    sample_rate: int = 0
+    channels: int = 0
+    width: int = 0
+    height: int = 0
+    frame_rate: float = 0.0
+    language: str = "und"
+
+    @property
+    def init_uri(self) -> str:
+        return f"{self.dir}/{layout.INIT}"
+
+    @property
+    def playlist_uri(self) -> str:
+        return f"{self.dir}/{layout.MEDIA_PLAYLIST}"
+
+    @property
+    def iframe_playlist_uri(self) -> str:
+        return f"{self.dir}/{layout.IFRAME_PLAYLIST}"
+
+    def segment_uri(self, seg: Segment) -> str:
+        return f"{self.dir}/{layout.segment_name(seg.number)}"
+
+    def seconds(self, ticks: int) -> float:
+        return ticks / self.timescale
+
+    @property
+    def duration(self) -> float:
+        return self.seconds(sum(s.duration for s in self.segments))
+
+
+@dataclass(frozen=True)
+class Presentation:
+    asset_id: str
+    kind: str  # "audio" | "video"
+    segment_duration: float  # the configured target, seconds
+    renditions: tuple[Rendition, ...]
+    title: str = ""
+    extras: dict[str, str] = field(default_factory=dict)  # poster, thumbnails, ...
+
+    @property
+    def audio(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.content_type == "audio")
+
+    @property
+    def video(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.content_type == "video")
+
+    @property
+    def duration(self) -> float:
+        main = self.video or self.audio
+        return max((r.duration for r in main), default=0.0)

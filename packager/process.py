@@ -1,0 +1,71 @@
+"""Running ffmpeg and ffprobe as asyncio subprocesses with argument lists (never a shell)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Callable, Sequence
+
+from packager.errors import PackagerError
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+
+
+def require_tools() -> None:
+    for tool in (FFMPEG, FFPROBE):
+        if shutil.which(tool) is None:
+            raise PackagerError(f"{tool} is not installed (make demo installs it)")
+
+
+async def _drain_progress(stream: asyncio.StreamReader, on_time: Callable[[float], None]) -> None:
+    """Read `-progress pipe:1` key=value lines and report out_time in seconds."""
+    while line := await stream.readline():
+        key, _, value = line.decode("ascii", "replace").strip().partition("=")
+        if key == "out_time_us" and value.lstrip("-").isdigit():
+            on_time(max(0, int(value)) / 1e6)
+
+
+async def run(args: Sequence[str], *, on_time: Callable[[float], None] | None = None,
+              stdin: int | None = asyncio.subprocess.DEVNULL) -> tuple[int, str]:
+    """Run a command; return (exit code, stderr text). Killed if the caller is cancelled.
+
+    With `on_time`, ffmpeg must have been given `-progress pipe:1` and its stdout is
+    parsed for progress; otherwise stdout is discarded.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdin=stdin,
+        stdout=asyncio.subprocess.PIPE if on_time else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        tasks = [proc.stderr.read()]
+        if on_time is not None:
+            assert proc.stdout is not None
+            tasks.append(_drain_progress(proc.stdout, on_time))
+        results = await asyncio.gather(*tasks)
+        code = await proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())
+        raise
+    err = results[0]
+    return code, err.decode("utf-8", "replace") if isinstance(err, bytes) else ""
+
+
+async def run_json(args: Sequence[str]) -> tuple[int, bytes, str]:
+    """Run a command that prints JSON on stdout (ffprobe); return (code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
+    return proc.returncode or 0, out, err.decode("utf-8", "replace")

@@ -1,0 +1,124 @@
+"""Publishing a packaged version atomically.
+
+Order (DESIGN.md decision 4): media objects, then media playlists, then the MPD and the
+multivariant playlist, then the asset record last: the record is the commit point. A
+failure or cancellation removes the version's objects and puts back the entry manifests
+it replaced, so viewers never see a half-published asset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from manifests import layout
+from storage.base import Store
+from storage.content_types import content_type_for
+from storage.errors import NotFound
+
+UPLOAD_CONCURRENCY = 8
+
+
+def new_version() -> str:
+    """Sortable by creation time (hex seconds), unique by a random suffix."""
+    return f"{int(time.time()):09x}{secrets.token_hex(3)}"
+
+
+@dataclass
+class Bundle:
+    """Everything one version publishes, by path relative to the asset root."""
+
+    files: list[tuple[str, Path]] = field(default_factory=list)  # media objects on disk
+    playlists: dict[str, str] = field(default_factory=dict)  # immutable texts under v/
+    entry: dict[str, str] = field(default_factory=dict)  # master.m3u8, manifest.mpd
+
+
+async def read_record(store: Store, asset_id: str) -> dict[str, Any] | None:
+    try:
+        data = await store.get(layout.key(asset_id, layout.RECORD))
+    except NotFound:
+        return None
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+async def _put_all(store: Store, asset_id: str, bundle: Bundle,
+                   on_progress: Callable[[float], None]) -> None:
+    sem = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+    total = max(1, len(bundle.files))
+    done = 0
+
+    async def put(rel: str, path: Path) -> None:
+        nonlocal done
+        async with sem:
+            await store.put_file(layout.key(asset_id, rel), path, content_type_for(rel))
+        done += 1
+        on_progress(done / total)
+
+    tasks = [asyncio.create_task(put(rel, path)) for rel, path in bundle.files]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    await asyncio.gather(*(store.put_bytes(layout.key(asset_id, rel), text.encode(),
+                                           content_type_for(rel))
+                           for rel, text in bundle.playlists.items()))
+
+
+async def publish(store: Store, asset_id: str, version: str, bundle: Bundle,
+                  record: dict[str, Any], *, keep_versions: int,
+                  on_progress: Callable[[float], None] = lambda f: None) -> None:
+    previous_entry: dict[str, bytes | None] = {}
+    try:
+        await _put_all(store, asset_id, bundle, on_progress)
+        for rel in bundle.entry:
+            try:
+                previous_entry[rel] = await store.get(layout.key(asset_id, rel))
+            except NotFound:
+                previous_entry[rel] = None
+        for rel, text in bundle.entry.items():
+            await store.put_bytes(layout.key(asset_id, rel), text.encode(), content_type_for(rel))
+        body = json.dumps(record, indent=2).encode()
+        await store.put_bytes(layout.key(asset_id, layout.RECORD), body, "application/json")
+    except BaseException:
+        await asyncio.shield(_undo(store, asset_id, version, previous_entry))
+        raise
+    await prune_versions(store, asset_id, keep_versions)
+
+
+async def _undo(store: Store, asset_id: str, version: str,
+                previous_entry: dict[str, bytes | None]) -> None:
+    for rel, old in previous_entry.items():
+        key = layout.key(asset_id, rel)
+        try:
+            if old is None:
+                await store.delete(key)
+            else:
+                await store.put_bytes(key, old, content_type_for(rel))
+        except Exception:  # best effort: the record was not written, so nothing points here
+            pass
+    try:
+        await store.delete_prefix(layout.key(asset_id, layout.version_dir(version)) + "/")
+    except Exception:
+        pass
+
+
+async def prune_versions(store: Store, asset_id: str, keep: int) -> list[str]:
+    """Remove all but the newest `keep` versions of an asset; returns the removed ones."""
+    versions = await store.list_dirs(layout.key(asset_id, layout.VERSIONS_DIR) + "/")
+    removed = sorted(versions)[:-keep] if keep > 0 else []
+    for v in removed:
+        await store.delete_prefix(layout.key(asset_id, layout.version_dir(v)) + "/")
+    return removed
