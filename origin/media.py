@@ -1,0 +1,333 @@
+"""`GET/HEAD /assets/{id}/{path}`: packaged media, the way CDNs and players expect it.
+
+Every response is decided before a byte moves (as aiohttp's web_fileresponse.py
+does): path → object class → stat (or the cache) → preconditions → variant
+(gzip) → range → send. Bytes come from memory for small immutable objects and
+briefly for the entry manifests; otherwise with sendfile from a local store or
+streamed in chunks from the store, never read whole to serve a range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import IO
+
+from aiohttp import web
+
+from manifests import layout
+from origin import headers as h
+from origin.cache_policy import CachePolicy, ObjectClass, classify
+from origin.conditional import Outcome, evaluate, if_range_allows
+from origin.cors import CorsPolicy
+from origin.errors import json_error
+from origin.keys import BYTES_SENT, CACHE_RESULT, STREAMING
+from origin.metrics import Metrics
+from origin.object_cache import LruDict, ObjectCache, SingleFlight
+from origin.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from origin.representation import Representation, accepts_gzip, compress
+from sori.config import Config
+from storage.base import Store, check_key
+from storage.errors import InvalidKey, NotFound, StoreUnavailable
+
+PREFIX = "/assets/"
+STAT_CACHE_ENTRIES = 16384
+SENDFILE_MIN = 64 * 1024  # smaller uncached objects are cheaper to stream than to sendfile
+_NOT_MODIFIED_DROP = (h.CONTENT_TYPE, h.CONTENT_ENCODING, h.ACCEPT_RANGES)
+_LOAD_ATTEMPTS = 3
+
+
+def parse_media_path(raw_path: str) -> tuple[str, str]:
+    """(store key, path relative to the asset) from the *undecoded* request path.
+
+    Working on the raw path means a percent-encoded '/', '.', '\\' or NUL can never
+    turn into a separator or a dot segment after routing: `check_key` refuses '%'
+    outright (packaged keys never contain it), as it refuses '..', '.', empty
+    segments, backslashes and NUL. Raises InvalidKey (400) or NotFound (404).
+    """
+    if not raw_path.startswith(PREFIX):
+        raise NotFound("not a media path")
+    key = raw_path[len(PREFIX):]
+    asset_id, sep, rel = key.partition("/")
+    if not layout.is_valid_asset_id(asset_id):
+        raise InvalidKey("invalid asset id")
+    if not sep or not rel:
+        raise NotFound("no such object")
+    check_key(rel)
+    return key, rel
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: int  # 200, 206, 304, 412 or 416
+    gzip: bool
+    byte_range: ByteRange | None = None
+
+
+def decide(request: web.BaseRequest, rep: Representation) -> Decision:
+    """Status, content coding and range for a request, from headers alone (no I/O)."""
+    headers = request.headers
+    range_header = headers.get(h.RANGE) if request.method == "GET" else None
+    # A Range request gets identity bytes: ranges of a gzip stream are useless to
+    # players, and the ETag of each variant must stay distinct (RFC 9110 §8.8.3).
+    gz = (rep.compressible and range_header is None
+          and accepts_gzip(headers.get(h.ACCEPT_ENCODING)))
+    etag = rep.etag(gz)
+    if (h.IF_MATCH in headers or h.IF_NONE_MATCH in headers or h.IF_MODIFIED_SINCE in headers
+            or h.IF_UNMODIFIED_SINCE in headers):
+        outcome = evaluate(
+            request.method, etag, rep.last_modified,
+            if_match=headers.get(h.IF_MATCH),
+            if_unmodified_since=headers.get(h.IF_UNMODIFIED_SINCE),
+            if_none_match=headers.get(h.IF_NONE_MATCH),
+            if_modified_since=headers.get(h.IF_MODIFIED_SINCE),
+        )
+        if outcome is Outcome.NOT_MODIFIED:
+            return Decision(304, gz)
+        if outcome is Outcome.PRECONDITION_FAILED:
+            return Decision(412, gz)
+    if range_header is None:
+        return Decision(200, gz)
+    # RFC 9110 §13.1.5: if the If-Range validator does not match, ignore Range.
+    if not if_range_allows(headers.get(h.IF_RANGE), etag, rep.last_modified):
+        return Decision(200, gz)
+    try:
+        byte_range = parse_range(range_header, rep.size)
+    except RangeNotSatisfiable:
+        return Decision(416, gz)
+    if byte_range is None:
+        return Decision(200, gz)
+    return Decision(206, gz, byte_range)
+
+
+class MediaHandler:
+    """The /assets handler with its object cache; one per application."""
+
+    def __init__(self, cfg: Config, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.policy = CachePolicy(cfg.origin.manifest_max_age, cfg.origin.error_max_age)
+        self.cors = CorsPolicy(cfg.origin.cors_origins)
+        self.cache: ObjectCache[Representation] = ObjectCache(cfg.origin.cache_bytes,
+                                                              cfg.origin.cache_object_max)
+        self.stats: LruDict[Representation] = LruDict(STAT_CACHE_ENTRIES)
+        self.flight: SingleFlight[Representation] = SingleFlight()
+        self.entry_ttl = self.policy.entry_ttl()
+        # The stores time out on their own (storage.timeout); this is the backstop.
+        self.timeout = cfg.storage.timeout + 2.0
+        metrics.cache_bytes.set_function(lambda: self.cache.size)
+
+    # --- entry point ----------------------------------------------------------------------
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        raw_path = request.rel_url.raw_path
+        # Hot path: a key is only ever cached after it passed parse_media_path.
+        rep = self.cache.get(raw_path[len(PREFIX):])
+        if rep is not None:
+            request[CACHE_RESULT] = "hit"
+            self.metrics.cache_hits.inc()
+            return self._from_memory(request, rep)
+        key, rel = parse_media_path(raw_path)
+        ocls = classify(rel)
+        if ocls is ObjectClass.NOT_SERVED:
+            raise NotFound("no such object")
+        request[CACHE_RESULT] = "miss"
+        self.metrics.cache_misses.inc()
+        rep = self.stats.get(key) if ocls is ObjectClass.IMMUTABLE else None
+        if rep is None:
+            rep = await self.flight.run(key, lambda: self._load(key, rel, ocls))
+        if rep.body is not None:
+            return self._from_memory(request, rep)
+        return await self._from_store(request, rep)
+
+    # --- loading --------------------------------------------------------------------------
+
+    async def _load(self, key: str, rel: str, ocls: ObjectClass) -> Representation:
+        """Stat the object and, when it fits the cache, fetch and keep it (single-flight)."""
+        ttl = None if ocls is ObjectClass.IMMUTABLE else self.entry_ttl
+        for _attempt in range(_LOAD_ATTEMPTS):
+            with self.metrics.time_store("stat"):
+                async with asyncio.timeout(self.timeout):
+                    info = await self.store.stat(key)
+            rep = Representation.build(key, rel, info, ocls, self.policy.for_object(ocls),
+                                       self.cors)
+            if not self.cache.admits(info.size) or ttl == 0:
+                if ocls is ObjectClass.IMMUTABLE:
+                    self.stats.put(key, rep)
+                return rep
+            with self.metrics.time_store("get"):
+                async with asyncio.timeout(self.timeout):
+                    body = await self.store.get(key)
+            if len(body) == info.size:
+                rep.body = body
+                self.cache.put(key, rep, info.size, ttl)
+                return rep
+            # The object was replaced between stat and get (an entry manifest being
+            # re-published): stat again so validators and bytes agree.
+        raise StoreUnavailable(f"{key!r} keeps changing while being read")
+
+    # --- answering from memory ------------------------------------------------------------
+
+    def _from_memory(self, request: web.Request, rep: Representation) -> web.StreamResponse:
+        d = decide(request, rep)
+        body = rep.body
+        assert body is not None
+        if d.status == 200:
+            if d.gzip:
+                resp = web.Response(body=rep.gzipped(), headers=rep.gz_headers)
+            else:
+                resp = web.Response(body=body, headers=rep.headers)
+        elif d.status == 206:
+            r = d.byte_range
+            assert r is not None
+            resp = web.Response(status=206, body=body[r.start:r.end], headers=rep.headers)
+            resp.headers[h.CONTENT_RANGE] = r.content_range
+        else:
+            return self._bodiless(request, rep, d)
+        if not self.cors.any_origin:
+            self.cors.dynamic(request, resp.headers)
+        return resp
+
+    def _bodiless(self, request: web.Request, rep: Representation,
+                  d: Decision) -> web.Response:
+        """304, 412 and 416: decided without touching the bytes."""
+        variant = rep.gz_headers if d.gzip and rep.gz_headers is not None else rep.headers
+        if d.status == 304:
+            # RFC 9110 §15.4.5: the fields a 200 would carry for caches (ETag,
+            # Cache-Control, Vary, Last-Modified), not the content metadata.
+            resp = web.Response(status=304, headers={
+                k: v for k, v in variant.items() if k not in _NOT_MODIFIED_DROP})
+        elif d.status == 416:
+            # RFC 9110 §15.5.17: "bytes */" followed by the current length.
+            resp = json_error(416, headers={h.CONTENT_RANGE: f"bytes */{rep.size}",
+                                            h.ACCEPT_RANGES: h.BYTES})
+            resp.headers[h.CACHE_CONTROL] = self.policy.for_error(416)
+        else:
+            resp = json_error(412)
+            resp.headers[h.CACHE_CONTROL] = self.policy.for_error(412)
+        self.cors.apply(request, resp)
+        return resp
+
+    # --- answering from the store ---------------------------------------------------------
+
+    async def _from_store(self, request: web.Request,
+                          rep: Representation) -> web.StreamResponse:
+        d = decide(request, rep)
+        if d.status not in (200, 206):
+            return self._bodiless(request, rep, d)
+        if d.gzip:
+            # Playlists too large for the cache but small enough to compress (GZIP_MAX).
+            with self.metrics.time_store("get"):
+                async with asyncio.timeout(self.timeout):
+                    data = await self.store.get(rep.key)
+            gz_resp = web.Response(body=compress(data), headers=rep.gz_headers)
+            self.cors.dynamic(request, gz_resp.headers)
+            return gz_resp
+        r = d.byte_range or ByteRange(0, rep.size, rep.size)
+        resp = web.StreamResponse(status=d.status, headers=rep.headers)
+        if d.status == 206:
+            resp.headers[h.CONTENT_RANGE] = r.content_range
+        resp.content_length = r.length
+        self.cors.dynamic(request, resp.headers)
+        if request.method == "HEAD" or r.length == 0:
+            await resp.prepare(request)
+            await resp.write_eof()
+            return resp
+        if r.length >= SENDFILE_MIN:
+            fobj = await self._open_local(rep)
+            if fobj is not None:
+                try:
+                    await self._sendfile(request, resp, fobj, r)
+                finally:
+                    fobj.close()
+                return resp
+        await self._stream(request, resp, rep, r)
+        return resp
+
+    async def _open_local(self, rep: Representation) -> IO[bytes] | None:
+        """The open file behind a local store's key, checked to be the one we stat'ed."""
+        try:
+            fobj = await asyncio.to_thread(_open_local, self.store, rep.key)
+        except FileNotFoundError:
+            self.stats.discard(rep.key)
+            raise NotFound("no such object") from None
+        if fobj is not None and os.fstat(fobj.fileno()).st_size != rep.size:
+            fobj.close()
+            self.stats.discard(rep.key)
+            raise StoreUnavailable("object changed while being read")
+        return fobj
+
+    async def _sendfile(self, request: web.Request, resp: web.StreamResponse,
+                        fobj: IO[bytes], r: ByteRange) -> None:
+        await resp.prepare(request)
+        request[STREAMING] = True
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sendfile(transport, fobj, r.start, r.length)
+        except NotImplementedError:  # uvloop, TLS: copy through the writer instead
+            await _copy_file(resp, fobj, r)
+        request[BYTES_SENT] = r.length
+        await resp.write_eof()
+
+    async def _stream(self, request: web.Request, resp: web.StreamResponse,
+                      rep: Representation, r: ByteRange) -> None:
+        chunks = self.store.read(rep.key, r.start, r.end).__aiter__()
+        try:
+            await self._send_chunks(request, resp, rep, r, chunks)
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _send_chunks(self, request: web.Request, resp: web.StreamResponse,
+                           rep: Representation, r: ByteRange,
+                           chunks: AsyncIterator[bytes]) -> None:
+        # The first chunk is awaited before the status line goes out, so a store that
+        # fails now still gets a clean 503/404 instead of a truncated 200.
+        with self.metrics.time_store("read"):
+            async with asyncio.timeout(self.timeout):
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:
+                    first = b""
+        await resp.prepare(request)
+        request[STREAMING] = True
+        sent = 0
+        if first:
+            await resp.write(first)
+            sent += len(first)
+        async for chunk in chunks:
+            await resp.write(chunk)
+            sent += len(chunk)
+        request[BYTES_SENT] = sent
+        if sent != r.length:
+            # Content-Length is already on the wire: the only honest answer is to
+            # drop the connection so the client sees an incomplete response.
+            raise ConnectionResetError(f"{rep.key!r}: sent {sent} of {r.length} bytes")
+        await resp.write_eof()
+
+    def preflight(self, request: web.Request) -> web.Response:
+        return self.cors.preflight(request)
+
+
+def _open_local(store: Store, key: str) -> IO[bytes] | None:
+    """In a worker thread: the file behind `key` when the store is a directory."""
+    path = store.local_path(key)
+    if path is None:
+        return None
+    return open(path, "rb")  # noqa: SIM115 - closed by the caller after sendfile
+
+
+async def _copy_file(resp: web.StreamResponse, fobj: IO[bytes], r: ByteRange) -> None:
+    pos, end = r.start, r.end
+    while pos < end:
+        chunk = await asyncio.to_thread(os.pread, fobj.fileno(), min(256 * 1024, end - pos), pos)
+        if not chunk:
+            raise ConnectionResetError("file truncated while being sent")
+        await resp.write(chunk)
+        pos += len(chunk)

@@ -1,0 +1,215 @@
+"""Running the origin: `serve(cfg)` until SIGINT/SIGTERM, then a graceful shutdown.
+
+With `[origin] workers = N > 1` the parent forks N worker processes that each
+bind host:port with SO_REUSEPORT, so the kernel spreads connections over them;
+the parent only supervises (forwards the stop signal, restarts a worker that
+dies). Each worker opens its own store and event loop (uvloop when installed).
+
+On SIGINT/SIGTERM a worker stops accepting, lets in-flight responses finish
+for up to SHUTDOWN_TIMEOUT seconds, runs the app's cleanup hooks and closes
+its store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from origin.app import create_app
+from sori.config import Config, ConfigError
+from storage import open_store
+
+log = logging.getLogger("sori.origin")
+
+SHUTDOWN_TIMEOUT = 15.0  # seconds for in-flight responses to finish
+BACKLOG = 2048
+_EARLY_EXIT = 3.0  # a worker dying this soon after start is a start-up failure
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+class UnsafeConfig(ConfigError):
+    """The configuration would expose write endpoints without authentication."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(cfg: Config) -> None:
+    """CONTRACT §4: refuse to start with write endpoints open on a non-loopback host
+    and no API key."""
+    host = cfg.origin.host
+    if not cfg.security.api_keys and not is_loopback(host):
+        raise UnsafeConfig(
+            f"origin.host: {host!r} is not a loopback address and security.api_keys is "
+            "empty, so anyone could upload and delete assets; set an API key "
+            "(SORI_SECURITY_API_KEYS='[\"...\"]') or listen on 127.0.0.1")
+    if cfg.origin.workers > 1 and cfg.origin.port == 0:
+        raise ConfigError("origin.port: 0 (any free port) needs origin.workers = 1")
+
+
+def serve(cfg: Config) -> int:
+    """`sori serve`: run until SIGINT/SIGTERM; returns the process exit code."""
+    setup_logging(cfg)
+    try:
+        run(cfg)
+    except ConfigError as e:
+        print(f"sori: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. the port is taken
+        print(f"sori: cannot serve on {cfg.origin.host}:{cfg.origin.port}: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(cfg: Config) -> None:
+    """Serve until SIGINT/SIGTERM. Raises UnsafeConfig/ConfigError before binding."""
+    check_exposure(cfg)
+    if cfg.origin.workers <= 1:
+        _run_loop(cfg, reuse_port=False)
+    else:
+        _supervise(cfg)
+
+
+def setup_logging(cfg: Config) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    access = logging.getLogger("sori.access")
+    if cfg.origin.access_log and not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+
+
+# --- one process -----------------------------------------------------------------------
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def _run_loop(cfg: Config, *, reuse_port: bool) -> None:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve_async(cfg, reuse_port=reuse_port))
+
+
+async def serve_async(cfg: Config, *, reuse_port: bool = False,
+                      stop: asyncio.Event | None = None,
+                      started: Callable[[list[str]], Any] | None = None) -> None:
+    """Serve in the running loop until `stop` is set (or SIGINT/SIGTERM arrives)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)  # fails outside the main thread
+    store = open_store(cfg.storage)
+    try:
+        app = create_app(cfg, store)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, cfg.origin.host, cfg.origin.port, backlog=BACKLOG,
+                               reuse_port=reuse_port or None)
+            await site.start()
+            addresses = [f"http://{_fmt(a)}/" for a in runner.addresses]
+            log.info("sori origin pid %d serving on %s", os.getpid(), ", ".join(addresses))
+            if started is not None:
+                started(addresses)
+            await stop.wait()
+            log.info("pid %d shutting down (in-flight responses get %.0f s)", os.getpid(),
+                     SHUTDOWN_TIMEOUT)
+        finally:
+            await runner.cleanup()
+    finally:
+        await store.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
+
+def _fmt(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+# --- several processes -----------------------------------------------------------------
+
+def _worker(cfg: Config) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGTERM
+    setup_logging(cfg)
+    _run_loop(cfg, reuse_port=True)
+
+
+def _supervise(cfg: Config) -> None:
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("origin.workers: more than 1 needs SO_REUSEPORT (Linux, BSD)")
+    ctx = multiprocessing.get_context("fork")
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    workers: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
+
+    def start(slot: int) -> None:
+        p = ctx.Process(target=_worker, args=(cfg,), name=f"sori-worker-{slot}", daemon=False)
+        p.start()
+        workers[slot] = (p, time.monotonic())
+
+    try:
+        for slot in range(cfg.origin.workers):
+            start(slot)
+        while not stopping:
+            time.sleep(0.2)
+            for slot, (p, started_at) in list(workers.items()):
+                if p.is_alive() or stopping:
+                    continue
+                if time.monotonic() - started_at < _EARLY_EXIT:
+                    raise OSError(f"worker {slot} exited with {p.exitcode} at start-up "
+                                  "(see the log above)")
+                log.warning("worker %s (pid %s) exited with %s; restarting", slot, p.pid,
+                            p.exitcode)
+                start(slot)
+    finally:
+        for p, _ in workers.values():
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 5.0
+        for p, _ in workers.values():
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
