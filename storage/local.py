@@ -74,7 +74,10 @@ class LocalStore:
         the path also refuses a symlink inside the tree that points out of it.
         """
         check_key(key)
-        path = (self.root / key).resolve()
+        try:
+            path = (self.root / key).resolve()
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise InvalidKey(f"key {key!r} runs into a symlink loop") from None
         if not path.is_relative_to(self.root) or path == self.root:
             raise InvalidKey(f"key {key!r} leaves the store")
         return path

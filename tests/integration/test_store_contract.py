@@ -309,6 +309,10 @@ async def test_presign_on_s3_gives_a_working_attachment_url(s3_store: S3Store) -
     assert disposition is not None
     assert disposition.startswith("attachment;")
     assert 'filename="Talk _one_.m4a"' in disposition
+    url = await s3_store.presign("p/download.m4a", 600, filename="Café.m4a")
+    _body, disposition = await asyncio.to_thread(_fetch, url)
+    # RFC 6266 section 4.3: an ASCII fallback plus the exact name per RFC 8187.
+    assert disposition == "attachment; filename=\"Caf_.m4a\"; filename*=UTF-8''Caf%C3%A9.m4a"
     plain = await s3_store.presign("p/download.m4a", 60)
     assert (await asyncio.to_thread(_fetch, plain))[0] == DATA
 
@@ -374,6 +378,16 @@ async def test_local_refuses_symlinks_out_of_the_root(local_store: LocalStore,
     assert sorted(p.name for p in outside.iterdir()) == ["secret.json"]
     assert (outside / "secret.json").read_bytes() == b"secret"
     assert await local_store.list() == []  # symlinks are not objects
+
+
+async def test_local_refuses_symlink_loops(local_store: LocalStore) -> None:
+    local_store.root.mkdir(parents=True)
+    (local_store.root / "loop").symlink_to(local_store.root / "loop")
+    with pytest.raises(InvalidKey):
+        await local_store.stat("loop/x.json")
+    with pytest.raises((InvalidKey, NotFound)):
+        await local_store.stat("loop")
+    assert await local_store.list() == []
 
 
 async def test_local_writes_leave_no_temporary_files(local_store: LocalStore) -> None:
