@@ -1,0 +1,206 @@
+// sori's player page: the library, the stage, and the wiring between them.
+//
+// URL: /?asset=ID plays that asset, &dash=1 with dash.js instead of HLS.
+// Test hook: window.soriPlayer (see the bottom of this file).
+
+import { listAssets } from './api.js';
+import { renderGallery, renderGalleryError, markCurrent } from './gallery.js';
+import { PlayerController } from './controller.js';
+import { Controls } from './controls.js';
+import { StatsOverlay } from './stats.js';
+import { loadThumbnails } from './thumbnails.js';
+import { el, formatTime, formatDate, store } from './util.js';
+
+const $ = (sel) => document.querySelector(sel);
+const RESUME_MIN = 5; // seconds: closer to either end starts from the beginning
+
+const video = $('#video');
+const stage = $('#stage');
+const panel = $('#player-panel');
+const galleryNode = $('#gallery');
+const controller = new PlayerController(video);
+const controls = new Controls(stage, controller);
+const stats = new StatsOverlay($('#stats'), controller);
+const help = $('#help');
+
+const params = new URLSearchParams(location.search);
+const state = {
+  assets: [],
+  asset: null,
+  dash: params.get('dash') === '1',
+};
+
+// ---- selecting and starting an asset ----------------------------------------------------
+
+function resumeKey(id) {
+  return `sori:resume:${id}`;
+}
+
+function savedPosition(asset) {
+  const t = store.get(resumeKey(asset.id));
+  const d = asset.duration || Infinity;
+  return typeof t === 'number' && t > RESUME_MIN && t < d - RESUME_MIN ? t : 0;
+}
+
+function updateUrl() {
+  const q = new URLSearchParams();
+  if (state.asset) q.set('asset', state.asset.id);
+  if (state.dash) q.set('dash', '1');
+  const qs = q.toString();
+  history.replaceState(null, '', qs ? `?${qs}` : location.pathname);
+}
+
+function renderDetails(asset) {
+  $('#title').textContent = asset.title || asset.id;
+  const n = asset.renditions?.length || 0;
+  const bits = [
+    asset.kind === 'video' ? 'Video' : 'Audio',
+    asset.duration ? formatTime(asset.duration) : null,
+    n ? `${n} rendition${n === 1 ? '' : 's'}` : null,
+    asset.created ? formatDate(asset.created) : null,
+  ].filter(Boolean);
+  $('#meta').replaceChildren(...bits.flatMap((b, i) => (i ? [el('span', { class: 'dot' }, '·'), b] : [b])));
+  const dl = $('#download');
+  dl.hidden = !asset.download;
+  if (asset.download) dl.href = asset.download;
+  $('#cover-title').textContent = asset.title || asset.id;
+  $('#cover-sub').textContent = asset.duration ? `Spoken word · ${formatTime(asset.duration)}` : 'Audio';
+  let hash = 0;
+  for (const ch of asset.id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  stage.style.setProperty('--hue', String(hash % 360));
+  document.title = `${asset.title || asset.id} · sori`;
+}
+
+function renderEngineToggle() {
+  for (const b of document.querySelectorAll('[data-engine]')) {
+    b.setAttribute('aria-pressed', String((b.dataset.engine === 'dash') === state.dash));
+  }
+}
+
+/** Show `asset` on the stage; with `play`, start loading and playing it. */
+function select(asset, { play = false } = {}) {
+  if (state.asset?.id !== asset.id) {
+    controller.destroy();
+    state.asset = asset;
+    controls.reset(asset);
+    renderDetails(asset);
+    markCurrent(galleryNode, asset.id);
+    updateUrl();
+    panel.hidden = false;
+  }
+  if (play) return start();
+  return Promise.resolve();
+}
+
+async function start({ startAt, resume = true } = {}) {
+  const asset = state.asset;
+  if (!asset) return;
+  controls.hideError();
+  controls.setLoading(true);
+  stage.classList.add('is-started');
+  const from = startAt ?? (resume ? savedPosition(asset) : 0);
+  if (from > 0 && startAt === undefined) controls.toast(`Resuming at ${formatTime(from)}`);
+  controls.setThumbnails(null);
+  if (asset.thumbnails) {
+    loadThumbnails(asset.thumbnails)
+      .then((cues) => { if (state.asset === asset) controls.setThumbnails(cues); })
+      .catch(() => { /* previews are optional */ });
+  }
+  await controller.load(asset, { dash: state.dash, autoplay: true, startAt: from });
+}
+
+function setEngine(dash) {
+  if (state.dash === dash) return;
+  state.dash = dash;
+  renderEngineToggle();
+  updateUrl();
+  if (controller.engine) start({ startAt: video.currentTime });
+}
+
+// ---- resume positions -------------------------------------------------------------------
+
+let lastSave = 0;
+video.addEventListener('timeupdate', () => {
+  const now = performance.now();
+  if (!state.asset || now - lastSave < 2000 || video.seeking) return;
+  lastSave = now;
+  store.set(resumeKey(state.asset.id), video.currentTime);
+});
+video.addEventListener('ended', () => { if (state.asset) store.remove(resumeKey(state.asset.id)); });
+
+// ---- page wiring ------------------------------------------------------------------------
+
+stage.addEventListener('start', () => start());
+stage.addEventListener('retry', () => start({ startAt: video.currentTime || undefined }));
+for (const b of document.querySelectorAll('[data-engine]')) {
+  b.addEventListener('click', () => setEngine(b.dataset.engine === 'dash'));
+}
+$('[data-action=stats]').addEventListener('click', () => stats.toggle());
+$('#help-open').addEventListener('click', () => help.showModal());
+help.addEventListener('click', (e) => { if (e.target === help) help.close(); });
+
+document.addEventListener('keydown', (e) => {
+  if (help.open) return;
+  if (e.key === '?') { help.showModal(); e.preventDefault(); return; }
+  if (e.key === 'i' && !e.ctrlKey && !e.metaKey && !e.altKey && !(e.target instanceof HTMLInputElement)) {
+    stats.toggle();
+    return;
+  }
+  if (!state.asset) return;
+  if (controls.handleKey(e)) e.preventDefault();
+});
+
+async function loadLibrary() {
+  galleryNode.setAttribute('aria-busy', 'true');
+  try {
+    state.assets = await listAssets();
+  } catch (err) {
+    renderGalleryError(galleryNode, err.message, loadLibrary);
+    panel.hidden = true;
+    return;
+  } finally {
+    galleryNode.removeAttribute('aria-busy');
+  }
+  const count = state.assets.length;
+  $('#library-count').textContent = count ? `${count} asset${count === 1 ? '' : 's'}` : '';
+  renderGallery(galleryNode, state.assets, (asset) => {
+    select(asset, { play: true });
+    panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  });
+  const wanted = state.assets.find((a) => a.id === params.get('asset'));
+  const first = wanted || state.assets.find((a) => a.state !== 'failed');
+  if (first) select(first);
+  else panel.hidden = true;
+  if (state.asset) markCurrent(galleryNode, state.asset.id);
+}
+
+renderEngineToggle();
+const ready = loadLibrary();
+
+// ---- test hook: a small, stable surface for the end-to-end tests --------------------------
+
+window.soriPlayer = {
+  ready,
+  video,
+  controller,
+  get hls() { return controller.hls; },
+  get dash() { return controller.dash; },
+  get engine() { return controller.engine; },
+  get fatalErrors() { return controller.fatalErrors; },
+  get levelSwitches() { return controller.levelSwitches; },
+  get asset() { return state.asset; },
+  /** Play asset `id`: {dash: bool, resume: bool (default false: from the start)}. */
+  async load(id, { dash = false, resume = false } = {}) {
+    await ready;
+    const asset = state.assets.find((a) => a.id === id);
+    if (!asset) throw new Error(`no asset ${id}`);
+    state.dash = dash;
+    renderEngineToggle();
+    await select(asset);
+    updateUrl();
+    await start({ resume, startAt: resume ? undefined : 0 });
+  },
+  setLevel: (n) => controller.setLevel(n),
+  levels: () => controller.levels(),
+  currentLevel: () => controller.currentLevel(),
+};

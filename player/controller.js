@@ -1,0 +1,267 @@
+// The player controller: one <video> element, driven by hls.js (MSE), the browser's own HLS
+// (Safari, iOS) or dash.js, behind one small interface the controls and the stats use.
+//
+// Events (EventTarget): 'engine' (an engine attached), 'levels' (the rendition list changed),
+// 'level' (the rendition being played changed), 'fatal' ({detail: {message}}), 'notice'
+// ({detail: {message}}: a recoverable problem being handled).
+
+import { loadScript, renditionLabel } from './util.js';
+
+const DASH_SCRIPT = '/vendor/dash.all.min.js';
+const MAX_NETWORK_RETRIES = 5;
+const MEDIA_RECOVERY_WINDOW_MS = 3000;
+
+export class PlayerController extends EventTarget {
+  constructor(video) {
+    super();
+    this.video = video;
+    this.hls = null;
+    this.dash = null;
+    this.engine = null; // 'hls.js' | 'native' | 'dash.js'
+    this.asset = null;
+    this.fatalErrors = [];
+    this.levelSwitches = [];
+    this._networkRetries = 0;
+    this._retryTimer = 0;
+    this._lastMediaRecovery = 0;
+    this._mediaRecoveries = 0;
+    this._generation = 0;
+  }
+
+  /** Tear down any engine and play `asset` (HLS unless `dash`), from `startAt` seconds. */
+  async load(asset, { dash = false, autoplay = true, startAt = 0 } = {}) {
+    this.destroy();
+    const generation = ++this._generation;
+    this.asset = asset;
+    if (dash) await this._loadDash(asset, autoplay, startAt, generation);
+    else this._loadHls(asset, autoplay, startAt);
+  }
+
+  destroy() {
+    clearTimeout(this._retryTimer);
+    this._networkRetries = 0;
+    this._mediaRecoveries = 0;
+    if (this.hls) { this.hls.destroy(); this.hls = null; }
+    if (this.dash) { this.dash.destroy(); this.dash = null; }
+    if (this.engine === 'native') {
+      this.video.removeAttribute('src');
+      this.video.load();
+    }
+    this.engine = null;
+  }
+
+  // ---- HLS ---------------------------------------------------------------------------
+
+  _loadHls(asset, autoplay, startAt) {
+    const Hls = window.Hls;
+    const video = this.video;
+    if (Hls?.isSupported()) {
+      const hls = new Hls({ startPosition: startAt > 0 ? startAt : -1, enableWorker: true });
+      this.hls = hls;
+      this.engine = 'hls.js';
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        this._emit('levels');
+        if (autoplay) this._play();
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+        this.levelSwitches.push(data.level);
+        this._emit('level');
+      });
+      hls.on(Hls.Events.FRAG_LOADED, () => { this._networkRetries = 0; });
+      hls.on(Hls.Events.ERROR, (_e, data) => this._onHlsError(data));
+      hls.loadSource(asset.hls);
+      hls.attachMedia(video);
+      this._emit('engine');
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      this.engine = 'native';
+      video.src = asset.hls;
+      if (startAt > 0) {
+        video.addEventListener('loadedmetadata', () => { video.currentTime = startAt; }, { once: true });
+      }
+      this._emit('engine');
+      this._emit('levels');
+      if (autoplay) this._play();
+    } else if (!Hls) {
+      this._fatal('hls', 'The player library did not load. Run `make demo` to install it.');
+    } else {
+      this._fatal('hls', 'This browser cannot play HLS (it has neither Media Source Extensions nor native HLS).');
+    }
+  }
+
+  // hls.js recovers from fatal errors only when told to; non-fatal ones it handles itself.
+  _onHlsError(data) {
+    if (!data.fatal) return;
+    const Hls = window.Hls;
+    const hls = this.hls;
+    switch (data.type) {
+      case Hls.ErrorTypes.NETWORK_ERROR: {
+        if (this._networkRetries >= MAX_NETWORK_RETRIES || data.details === Hls.ErrorDetails.MANIFEST_PARSING_ERROR) {
+          this._fatal(data.type, this._networkMessage(data), data.details);
+          hls.destroy();
+          this.hls = null;
+          return;
+        }
+        const delay = Math.min(8000, 500 * 2 ** this._networkRetries);
+        this._networkRetries += 1;
+        this._notice(`Network problem, retrying (${this._networkRetries}/${MAX_NETWORK_RETRIES})…`);
+        clearTimeout(this._retryTimer);
+        this._retryTimer = setTimeout(() => { if (this.hls === hls) hls.startLoad(); }, delay);
+        return;
+      }
+      case Hls.ErrorTypes.MEDIA_ERROR: {
+        const now = performance.now();
+        if (now - this._lastMediaRecovery > MEDIA_RECOVERY_WINDOW_MS) this._mediaRecoveries = 0;
+        this._lastMediaRecovery = now;
+        this._mediaRecoveries += 1;
+        if (this._mediaRecoveries === 1) {
+          this._notice('Media error, recovering…');
+          hls.recoverMediaError();
+          return;
+        }
+        if (this._mediaRecoveries === 2) {
+          this._notice('Media error, retrying with the other audio codec…');
+          hls.swapAudioCodec();
+          hls.recoverMediaError();
+          return;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    this._fatal(data.type, `Playback failed (${data.details}). Try another rendition or reload the page.`, data.details);
+    hls.destroy();
+    this.hls = null;
+  }
+
+  _networkMessage(data) {
+    const status = data.response?.code;
+    if (status === 404) return 'This stream could not be found on the server (404). It may have been deleted.';
+    if (status) return `The server answered ${status} while loading the stream.`;
+    return 'The stream could not be loaded: the server is unreachable. Check your connection and try again.';
+  }
+
+  // ---- DASH --------------------------------------------------------------------------
+
+  async _loadDash(asset, autoplay, startAt, generation) {
+    if (!asset.dash) {
+      this._fatal('dash', 'This asset has no DASH manifest.');
+      return;
+    }
+    try {
+      await loadScript(DASH_SCRIPT);
+    } catch {
+      this._fatal('dash', 'The DASH player library did not load. Run `make demo` to install it.');
+      return;
+    }
+    if (generation !== this._generation) return; // another load() started meanwhile
+    const dashjs = window.dashjs;
+    const player = dashjs.MediaPlayer().create();
+    this.dash = player;
+    this.engine = 'dash.js';
+    player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+    const E = dashjs.MediaPlayer.events;
+    player.on(E.STREAM_INITIALIZED, () => this._emit('levels'));
+    player.on(E.QUALITY_CHANGE_RENDERED, (e) => {
+      if (e.mediaType !== this._dashType()) return;
+      this.levelSwitches.push(this.currentLevel());
+      this._emit('level');
+    });
+    player.on(E.ERROR, (e) => {
+      const err = e.error || {};
+      this._fatal('dash', `Playback failed: ${err.message || 'the DASH stream could not be played'}.`, String(err.code ?? ''));
+    });
+    player.initialize(this.video, asset.dash, autoplay, startAt > 0 ? startAt : NaN);
+    this._emit('engine');
+  }
+
+  _dashType() {
+    return this.asset?.kind === 'video' ? 'video' : 'audio';
+  }
+
+  _dashReps() {
+    try { return this.dash?.getRepresentationsByType(this._dashType()) || []; } catch { return []; }
+  }
+
+  // ---- renditions --------------------------------------------------------------------
+
+  /** [{index, bitrate, height, width, label}] in the engine's order. */
+  levels() {
+    let raw = [];
+    if (this.hls) raw = this.hls.levels.map((l) => ({ bitrate: l.bitrate, height: l.height || 0, width: l.width || 0 }));
+    else if (this.dash) raw = this._dashReps().map((r) => ({ bitrate: r.bandwidth, height: r.height || 0, width: r.width || 0 }));
+    return raw.map((l, index) => ({ ...l, index, label: renditionLabel(l) }));
+  }
+
+  /** Index of the rendition being played, -1 when unknown. */
+  currentLevel() {
+    if (this.hls) return this.hls.currentLevel;
+    if (this.dash) {
+      const cur = this.dash.getCurrentRepresentationForType(this._dashType());
+      return cur ? this._dashReps().findIndex((r) => r.id === cur.id) : -1;
+    }
+    return -1;
+  }
+
+  autoLevel() {
+    if (this.hls) return this.hls.autoLevelEnabled;
+    if (this.dash) {
+      const abr = this.dash.getSettings().streaming.abr.autoSwitchBitrate;
+      return abr[this._dashType()] !== false;
+    }
+    return true;
+  }
+
+  /** Play rendition `n` (manual), or let the engine choose with -1 (auto). */
+  setLevel(n) {
+    if (this.hls) {
+      this.hls.currentLevel = n;
+    } else if (this.dash) {
+      const type = this._dashType();
+      this.dash.updateSettings({ streaming: { abr: { autoSwitchBitrate: { [type]: n < 0 } } } });
+      const rep = this._dashReps()[n];
+      if (rep) this.dash.setRepresentationForTypeById(type, rep.id, true);
+    }
+    this._emit('level');
+  }
+
+  bandwidthEstimate() {
+    if (this.hls) return this.hls.bandwidthEstimate;
+    if (this.dash) return (this.dash.getAverageThroughput(this._dashType()) || 0) * 1000;
+    return NaN;
+  }
+
+  bufferAhead() {
+    const { buffered, currentTime } = this.video;
+    for (let i = 0; i < buffered.length; i += 1) {
+      if (buffered.start(i) <= currentTime + 0.1 && currentTime <= buffered.end(i)) {
+        return buffered.end(i) - currentTime;
+      }
+    }
+    return 0;
+  }
+
+  // ---- helpers -----------------------------------------------------------------------
+
+  _play() {
+    const p = this.video.play();
+    if (p?.catch) {
+      p.catch((err) => {
+        if (err?.name === 'NotAllowedError') this._emit('autoplay-blocked');
+      });
+    }
+  }
+
+  _notice(message) {
+    this.dispatchEvent(new CustomEvent('notice', { detail: { message } }));
+  }
+
+  _fatal(type, message, details = '') {
+    this.fatalErrors.push({ type, details, message });
+    this.dispatchEvent(new CustomEvent('fatal', { detail: { message } }));
+  }
+
+  _emit(name) {
+    this.dispatchEvent(new Event(name));
+  }
+}

@@ -1,0 +1,264 @@
+// Drive Debian's Chromium through sori's player page and print what happened as JSON.
+//
+//   node drive.mjs '<scenario JSON>'     (or the scenario on stdin)
+//
+// Scenario: {
+//   "base": "http://127.0.0.1:PORT",        the origin
+//   "artifacts": "/abs/dir",                 where screenshots go
+//   "chromium": "/usr/bin/chromium",
+//   "mode": "play" | "empty",                "empty": only the empty library
+//   "hls": ["id", ...],                      assets to play through hls.js (first: the audio one)
+//   "quality": "id",                         asset whose rendition is switched through the menu
+//   "dash": ["id", ...],                     assets to play through dash.js
+// }
+// Output: {"checks": [{"name", "ok", "detail"}], "screenshots": [...], "pageErrors": [...],
+//          "consoleErrors": [...], "fatalErrors": [...]}. The caller asserts; this script only
+// exits non-zero when it could not run at all.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+const DESKTOP = { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 };
+
+const scenario = JSON.parse(process.argv[2] || fs.readFileSync(0, 'utf8'));
+const out = { checks: [], screenshots: [], pageErrors: [], consoleErrors: [], fatalErrors: [] };
+fs.mkdirSync(scenario.artifacts, { recursive: true });
+
+function check(name, ok, detail = {}) {
+  out.checks.push({ name, ok: Boolean(ok), detail });
+  return ok;
+}
+
+async function shot(page, name) {
+  const file = path.join(scenario.artifacts, `${name}.png`);
+  await page.screenshot({ path: file });
+  out.screenshots.push(file);
+}
+
+async function newPage(browser, device, label) {
+  const context = await browser.newContext({ ...device, serviceWorkers: 'block' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on('pageerror', (err) => out.pageErrors.push(`${label}: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') out.consoleErrors.push(`${label}: ${msg.text()}`);
+  });
+  return page;
+}
+
+/** Open the page on `query`, wait for the library. */
+async function open(page, query = '') {
+  await page.goto(`${scenario.base}/${query}`, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.soriPlayer && window.soriPlayer.ready);
+  await page.evaluate(() => window.soriPlayer.ready);
+}
+
+/** Count media events from now on, so later steps can ask whether e.g. `playing` fired again. */
+async function watchEvents(page) {
+  await page.evaluate(() => {
+    const v = window.soriPlayer.video;
+    window.__events = [];
+    if (!window.__watching) {
+      window.__watching = true;
+      for (const name of ['playing', 'waiting', 'seeking', 'seeked', 'pause', 'error']) {
+        v.addEventListener(name, () => window.__events.push({ name, t: v.currentTime }));
+      }
+    }
+  });
+}
+
+const state = (page) => page.evaluate(() => {
+  const p = window.soriPlayer;
+  return {
+    t: p.video.currentTime, paused: p.video.paused, duration: p.video.duration,
+    engine: p.engine, level: p.currentLevel(), levels: p.levels(), switches: [...p.levelSwitches],
+    fatal: [...p.fatalErrors], events: [...(window.__events || [])], readyState: p.video.readyState,
+  };
+});
+
+/** Wait until currentTime has gone `by` seconds past `from` while playing. */
+async function advancesPast(page, from, by = 1, timeout = 15000) {
+  try {
+    await page.waitForFunction(([f, b]) => {
+      const v = window.soriPlayer.video;
+      return !v.paused && v.currentTime > f + b;
+    }, [from, by], { timeout, polling: 100 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Press play through the UI (the big button) and wait for the first frame. */
+async function startByUi(page, name) {
+  await watchEvents(page);
+  const started = Date.now();
+  await page.click('.big-play');
+  let playing = true;
+  try {
+    await page.waitForFunction(() => window.__events.some((e) => e.name === 'playing'), null, { timeout: 15000 });
+  } catch {
+    playing = false;
+  }
+  const s = await state(page);
+  check(`${name}: playing fires after pressing play`, playing, { ms: Date.now() - started, engine: s.engine });
+  const t0 = s.t;
+  check(`${name}: time advances`, await advancesPast(page, t0, 1.0), { from: t0, to: (await state(page)).t });
+  return s;
+}
+
+/** Click the seek bar at `fraction` of its width; playback must carry on from there. */
+async function seekByUi(page, name, fraction = 0.7) {
+  await watchEvents(page);
+  const box = await page.locator('.seek-input').boundingBox();
+  const thumb = 7; // half the thumb: a range input maps [thumb, width - thumb] to [min, max]
+  const x = box.x + thumb + fraction * (box.width - 2 * thumb);
+  await page.mouse.move(x, box.y + box.height / 2);
+  await page.mouse.click(x, box.y + box.height / 2);
+  const { duration } = await state(page);
+  const target = fraction * duration;
+  let seeked = true;
+  try {
+    await page.waitForFunction(() => window.__events.some((e) => e.name === 'seeked'), null, { timeout: 10000 });
+  } catch {
+    seeked = false;
+  }
+  const after = await state(page);
+  check(`${name}: seek lands near ${Math.round(fraction * 100)}%`, seeked && Math.abs(after.t - target) < Math.max(2, 0.04 * duration),
+    { target, t: after.t, duration });
+  const resumed = await advancesPast(page, target, 1.0);
+  const s = await state(page);
+  const playingAgain = s.events.some((e) => e.name === 'playing') || (!s.paused && !s.events.some((e) => e.name === 'waiting'));
+  check(`${name}: playback resumes after the seek`, resumed && playingAgain,
+    { target, t: s.t, events: s.events.map((e) => e.name) });
+}
+
+async function switchQualityByUi(page, name) {
+  const before = await state(page);
+  if (!check(`${name}: has at least two renditions`, before.levels.length >= 2, { levels: before.levels })) return;
+  const current = before.level >= 0 ? before.level : 0;
+  // Pick the rendition furthest from the current one.
+  const wanted = before.levels.map((l) => l.index).sort((a, b) => Math.abs(b - current) - Math.abs(a - current))[0];
+  await page.mouse.move(640, 300);
+  await page.click('[data-action=quality]');
+  await page.waitForSelector('.menu:not([hidden]) [data-level]');
+  await shot(page, `desktop-quality-menu-${name.replace(/\W+/g, '-')}`);
+  await page.click(`.menu [data-level="${wanted}"]`);
+  let switched = true;
+  try {
+    await page.waitForFunction((w) => window.soriPlayer.levelSwitches.includes(w) && window.soriPlayer.currentLevel() === w,
+      wanted, { timeout: 15000 });
+  } catch {
+    switched = false;
+  }
+  const after = await state(page);
+  const label = await page.textContent('[data-action=quality] .label');
+  check(`${name}: LEVEL_SWITCHED to the rendition chosen in the menu`, switched,
+    { from: current, wanted, level: after.level, switches: after.switches, label });
+  check(`${name}: the menu button shows the chosen rendition`, label.trim() === before.levels[wanted].label,
+    { label, expected: before.levels[wanted].label });
+  check(`${name}: still playing after the switch`, await advancesPast(page, after.t, 0.5), {});
+}
+
+async function noFatal(page, name) {
+  const s = await state(page);
+  out.fatalErrors.push(...s.fatal.map((f) => `${name}: ${JSON.stringify(f)}`));
+  check(`${name}: no fatal error`, s.fatal.length === 0, { fatal: s.fatal });
+}
+
+async function runPlay(browser) {
+  // Phone: the library and an audio asset playing.
+  const phone = await newPage(browser, PHONE, 'phone');
+  await open(phone);
+  const cards = await phone.locator('.card').count();
+  check('phone: the library lists every asset', cards === scenario.expectAssets, { cards });
+  await shot(phone, 'phone-home');
+  await phone.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  await shot(phone, 'phone-library');
+  await phone.evaluate(() => window.scrollTo(0, 0));
+  await phone.click(`.card[data-asset-id="${scenario.hls[0]}"]`);
+  await watchEvents(phone);
+  await phone.waitForFunction(() => window.soriPlayer.engine && !window.soriPlayer.video.paused
+    && window.soriPlayer.video.currentTime > 0.5, null, { timeout: 15000 }).catch(() => {});
+  const ps = await state(phone);
+  check('phone: tapping a card plays it', ps.t > 0.5 && !ps.paused, { t: ps.t, engine: ps.engine });
+  await shot(phone, 'phone-playing');
+  await noFatal(phone, 'phone');
+  await phone.context().close();
+
+  // Desktop: every HLS asset, then DASH.
+  const page = await newPage(browser, DESKTOP, 'desktop');
+  await open(page);
+  await shot(page, 'desktop-home');
+  for (const id of scenario.hls) {
+    const name = `hls ${id}`;
+    await open(page, `?asset=${encodeURIComponent(id)}`);
+    const s = await startByUi(page, name);
+    check(`${name}: played by hls.js`, s.engine === 'hls.js', { engine: s.engine });
+    await shot(page, `desktop-playing-${id}`);
+    await seekByUi(page, name, 0.7);
+    if (id === scenario.quality) {
+      await switchQualityByUi(page, name);
+      await page.keyboard.press('i');
+      await page.waitForTimeout(600);
+      await shot(page, `desktop-stats-${id}`);
+      await page.keyboard.press('i');
+    }
+    await noFatal(page, name);
+  }
+
+  // Resume: the first asset was left past 70%; opening it again starts from there.
+  const first = scenario.hls[0];
+  await page.waitForTimeout(2100); // the page saves the position every 2 s
+  await open(page, `?asset=${encodeURIComponent(first)}`);
+  await watchEvents(page);
+  await page.click('.big-play');
+  await page.waitForFunction(() => window.__events.some((e) => e.name === 'playing'), null, { timeout: 15000 }).catch(() => {});
+  const rs = await state(page);
+  check(`resume ${first}: starts where it was left`, rs.t > 0.6 * rs.duration, { t: rs.t, duration: rs.duration });
+  await page.keyboard.press('?');
+  await page.waitForSelector('#help[open]');
+  await shot(page, 'desktop-help');
+  await page.keyboard.press('Escape');
+
+  for (const id of scenario.dash) {
+    const name = `dash ${id}`;
+    await open(page, `?asset=${encodeURIComponent(id)}&dash=1`);
+    const s = await startByUi(page, name);
+    check(`${name}: played by dash.js`, s.engine === 'dash.js', { engine: s.engine });
+    await seekByUi(page, name, 0.7);
+    await shot(page, `desktop-dash-${id}`);
+    await noFatal(page, name);
+  }
+  await page.context().close();
+}
+
+async function runEmpty(browser) {
+  for (const [label, device] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    const page = await newPage(browser, device, label);
+    await open(page);
+    const text = await page.textContent('#gallery');
+    check(`${label}: empty library explains what to do`, /No assets yet/.test(text) && /sori package/.test(text), { text });
+    check(`${label}: no player without assets`, await page.locator('#player-panel').isHidden(), {});
+    await shot(page, `${label}-empty`);
+    await page.context().close();
+  }
+}
+
+const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+try {
+  if (scenario.mode === 'empty') await runEmpty(browser);
+  else await runPlay(browser);
+} catch (err) {
+  check('driver ran to the end', false, { error: String(err.stack || err) });
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);
