@@ -54,8 +54,8 @@ def create_app(cfg: Config, store: Store) -> web.Application:
     app[ACCESS_LOG_KEY] = AccessLog(cfg.origin.access_log)
 
     # Every path under /assets/ goes to one handler, which parses the raw path itself.
-    app.router.add_route("GET", "/assets/{tail:.*}", media, name="media")
-    app.router.add_route("HEAD", "/assets/{tail:.*}", media)
+    app.router.add_route("GET", "/assets/{tail:.*}", media.handle, name="media")
+    app.router.add_route("HEAD", "/assets/{tail:.*}", media.handle)
 
     async def preflight(request: web.Request) -> web.StreamResponse:
         return media.preflight(request)

@@ -11,6 +11,6 @@ CONFIG_KEY = web.AppKey("sori.config", Config)
 STORE_KEY = web.AppKey("sori.store", Store)
 
 # Per-request keys (request is a mutable mapping), read by the edge middleware.
-CACHE_RESULT = "sori.cache"  # "hit" / "miss" for media requests
-BYTES_SENT = "sori.bytes"  # body bytes actually sent, when the handler streamed them
-STREAMING = "sori.streaming"  # the response is on the wire: errors can only abort it
+CACHE_RESULT = web.RequestKey("sori.cache", str)  # "hit" / "miss" for media requests
+BYTES_SENT = web.RequestKey("sori.bytes", int)  # body bytes sent, when the handler streamed
+STREAMING = web.RequestKey("sori.streaming", bool)  # on the wire: errors can only abort it

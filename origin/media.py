@@ -51,6 +51,8 @@ def parse_media_path(raw_path: str) -> tuple[str, str]:
         raise NotFound("not a media path")
     key = raw_path[len(PREFIX):]
     asset_id, sep, rel = key.partition("/")
+    if not key:
+        raise NotFound("no asset named")
     if not layout.is_valid_asset_id(asset_id):
         raise InvalidKey("invalid asset id")
     if not sep or not rel:
@@ -121,7 +123,7 @@ class MediaHandler:
 
     # --- entry point ----------------------------------------------------------------------
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
         # Hot path: a key is only ever cached after it passed parse_media_path.
         rep = self.cache.get(raw_path[len(PREFIX):])

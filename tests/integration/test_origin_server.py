@@ -1,0 +1,119 @@
+"""Running the origin: exposure check, serving until stopped, graceful shutdown, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from origin.server import UnsafeConfig, check_exposure, is_loopback, serve_async
+from sori.config import Config, ConfigError, OriginConfig, SecurityConfig, StorageConfig
+from storage import LocalStore
+
+BIG = 8 * 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "[::1]"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+    check_exposure(Config(origin=OriginConfig(host=host)))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_refuses_open_writes_on_a_public_host(host: str) -> None:
+    with pytest.raises(UnsafeConfig, match="api_keys"):
+        check_exposure(Config(origin=OriginConfig(host=host)))
+    check_exposure(Config(origin=OriginConfig(host=host),
+                          security=SecurityConfig(api_keys=("k",))))
+
+
+def test_workers_need_a_fixed_port() -> None:
+    with pytest.raises(ConfigError):
+        check_exposure(Config(origin=OriginConfig(port=0, workers=2)))
+
+
+async def test_serves_until_stopped_and_finishes_in_flight_responses(tmp_path: Path) -> None:
+    root = tmp_path / "media"
+    store = LocalStore(root)
+    data = os.urandom(BIG)
+    await store.put_bytes("big/v/abc/low/seg_00001.m4s", data, "video/iso.segment")
+    port = _free_port()
+    cfg = Config(storage=StorageConfig(root=str(root)),
+                 origin=OriginConfig(port=port, cache_object_max=1024, access_log=False))
+    stop = asyncio.Event()
+    started = asyncio.Event()
+    task = asyncio.create_task(serve_async(cfg, stop=stop, started=lambda _a: started.set()))
+    await asyncio.wait_for(started.wait(), 10)
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/healthz") as resp:
+            assert resp.status == 200
+        async with session.get(f"{base}/assets/big/v/abc/low/seg_00001.m4s") as resp:
+            assert resp.status == 200
+            first = await resp.content.read(64 * 1024)
+            stop.set()  # shut down while the response is in flight
+            await asyncio.sleep(0.2)
+            rest = await resp.read()
+    assert first + rest == data
+    await asyncio.wait_for(task, 20)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz"):
+            pass
+
+
+def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+           "SORI_STORAGE_ROOT": str(tmp_path / "media"), "SORI_ORIGIN_ACCESS_LOG": "false"}
+    env.pop("SORI_CONFIG", None)
+    code = ("import sys; from sori.config import load; from origin.server import serve; "
+            "sys.exit(serve(load()))")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        for _ in range(20):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                assert r.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_refuses_to_start_exposed(tmp_path: Path) -> None:
+    env = {**os.environ, "SORI_ORIGIN_HOST": "0.0.0.0", "SORI_ORIGIN_PORT": str(_free_port()),
+           "SORI_STORAGE_ROOT": str(tmp_path / "media")}
+    env.pop("SORI_SECURITY_API_KEYS", None)
+    code = ("import sys; from sori.config import load; from origin.server import serve; "
+            "sys.exit(serve(load()))")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 2
+    assert b"api_keys" in result.stderr
