@@ -14,7 +14,8 @@ def peak_bitrate(r: Rendition, target: float) -> int:
     between 0.5 and 1.5 times the target duration", in bits per second. The init
     segment is counted once with the first segment, since a player must load it to
     play that segment. When no set qualifies (a presentation shorter than half a
-    target duration) the whole presentation is the set.
+    target duration) the whole presentation is the set; a lone segment longer than 1.5
+    targets counts on its own.
     """
     segs = r.segments
     if not segs:
@@ -28,14 +29,17 @@ def peak_bitrate(r: Rendition, target: float) -> int:
             size += segs[j].size
             dur += segs[j].duration
             seconds = dur / r.timescale
+            # a single segment longer than 1.5 targets still has to be delivered at its rate
+            if seconds >= lo and (seconds <= hi or j == i):
+                best = max(best, 8 * size / seconds)
             if seconds > hi:
                 break
-            if seconds >= lo:
-                best = max(best, 8 * size / seconds)
     if best == 0.0:
         total = sum(s.duration for s in segs) / r.timescale
         best = 8 * (r.init_size + sum(s.size for s in segs)) / max(total, 1e-6)
-    return math.ceil(best)
+    # A peak below the average is possible with odd segment lengths; BANDWIDTH must still
+    # be at least AVERAGE-BANDWIDTH for the pair to make sense to a player.
+    return max(math.ceil(best), average_bitrate(r))
 
 
 def average_bitrate(r: Rendition) -> int:

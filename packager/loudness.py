@@ -2,13 +2,16 @@
 
 Pass one decodes the whole input once through ffmpeg's `ebur128` filter (integrated
 loudness and 4x-oversampled true peak); it doubles as the check that the input decodes
-cleanly to its end. Pass two is the encode itself, with a fixed gain and, only when that
-gain would push the true peak over the ceiling, a look-ahead limiter: a linear gain keeps
-speech dynamics intact, unlike a dynamic normaliser.
+cleanly to its end. The encode then applies a fixed gain: a linear gain keeps speech
+dynamics intact, unlike a dynamic normaliser. Only when that gain would push the true
+peak over the ceiling does a look-ahead limiter follow it; limiting lowers the loudness
+(by 0.5-1.5 LU on synthetic speech), so two calibration passes measure the limited
+result at two gains, run side by side, and the final gain is interpolated between them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Callable
@@ -18,9 +21,11 @@ from pathlib import Path
 from packager import process
 from packager.errors import InvalidInput, PackagerError
 
-# Headroom below the ceiling for the limiter: AAC coding and inter-sample peaks add up
-# to about a dB on speech at low bitrates.
-LIMITER_MARGIN_DB = 1.5
+# Headroom between the sample-peak limiter (or the linear gain) and the true-peak ceiling,
+# for inter-sample peaks and AAC coding overshoot.
+LIMITER_MARGIN_DB = 0.5
+CALIBRATION_STEP_DB = 2.0
+LIMITER = "alimiter=limit={limit:.4f}:attack=5:release=20:level=false:latency=true"
 MAX_GAIN_DB = 30.0
 SILENCE_LUFS = -70.0  # the absolute gate of BS.1770: below it there is nothing to measure
 
@@ -47,7 +52,7 @@ class GainPlan:
             out.append(f"volume={self.gain_db:.2f}dB")
         if self.limit_db is not None:
             limit = max(0.0625, 10 ** (self.limit_db / 20))
-            out.append(f"alimiter=limit={limit:.4f}:attack=5:release=100:level=false:latency=true")
+            out.append(LIMITER.format(limit=limit))
         return out
 
 
@@ -113,3 +118,32 @@ async def measure(path: Path, stream_index: int, expected: float,
     check_decoded(path.name, stderr, code, decoded, expected)
     integrated, peak = parse_summary(stderr)
     return Measurement(integrated, peak, decoded)
+
+
+async def _limited_loudness(path: Path, stream_index: int, gain: GainPlan) -> float:
+    code, stderr = await process.run([
+        process.FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info",
+        "-i", str(path), "-map", f"0:{stream_index}",
+        "-af", ",".join([*gain.filters(), "ebur128=peak=true:framelog=verbose"]),
+        "-f", "null", "-"])
+    if code != 0:
+        raise PackagerError(f"loudness calibration failed: {stderr.strip()[-300:]}")
+    return parse_summary(stderr)[0]
+
+
+async def calibrate(path: Path, stream_index: int, first: GainPlan, target: float) -> GainPlan:
+    """Refine a limited plan so the limited output lands on `target` (secant step between
+    two measured gains; returns `first` unchanged when no limiter is involved)."""
+    if first.limit_db is None:
+        return first
+    a = first
+    b = GainPlan(first.gain_db + CALIBRATION_STEP_DB, first.limit_db)
+    loud_a, loud_b = await asyncio.gather(_limited_loudness(path, stream_index, a),
+                                          _limited_loudness(path, stream_index, b))
+    if not (math.isfinite(loud_a) and math.isfinite(loud_b)) or loud_b - loud_a < 0.05:
+        gain = b.gain_db if abs(target - loud_b) < abs(target - loud_a) else a.gain_db
+    else:
+        slope = (loud_b - loud_a) / (b.gain_db - a.gain_db)
+        gain = a.gain_db + (target - loud_a) / slope
+    gain = max(a.gain_db, min(a.gain_db + 3 * CALIBRATION_STEP_DB, gain, MAX_GAIN_DB))
+    return GainPlan(gain, first.limit_db)

@@ -119,7 +119,9 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
                                    on_time=_seconds_to_fraction(
                                        phases.phase("measure", _MEASURE), info.duration))
         duration = m.decoded_duration or duration
-        gain = loudness.plan(m, cfg.loudness_target, cfg.true_peak)
+        gain = await loudness.calibrate(
+            info.path, info.audio.index, loudness.plan(m, cfg.loudness_target, cfg.true_peak),
+            cfg.loudness_target)
         filters = gain.filters()
         extra["loudness"] = {"input_integrated": m.integrated if m.integrated > -1e9 else None,
                              "input_true_peak": m.true_peak if m.true_peak > -1e9 else None,
