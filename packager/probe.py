@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -94,11 +96,15 @@ def parse(path: Path, size: int, data: dict[str, Any]) -> ProbeResult:
 async def probe(path: Path, *, max_duration: float, kind: str = "auto") -> ProbeResult:
     """Probe `path`, or raise InvalidInput naming what is wrong with it."""
     name = path.name
-    if not path.exists():
-        raise InvalidInput(f"{name}: no such file")
-    if not path.is_file():
+    try:
+        st = await asyncio.to_thread(path.stat)
+    except FileNotFoundError:
+        raise InvalidInput(f"{name}: no such file") from None
+    except OSError as e:
+        raise InvalidInput(f"{name}: cannot be read ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
         raise InvalidInput(f"{name}: not a regular file")
-    size = path.stat().st_size
+    size = st.st_size
     if size == 0:
         raise InvalidInput(f"{name}: file is empty")
     code, out, err = await process.run_json([

@@ -41,11 +41,12 @@ async def run(args: Sequence[str], *, on_time: Callable[[float], None] | None = 
     )
     try:
         assert proc.stderr is not None
-        tasks = [proc.stderr.read()]
         if on_time is not None:
             assert proc.stdout is not None
-            tasks.append(_drain_progress(proc.stdout, on_time))
-        results = await asyncio.gather(*tasks)
+            err, _ = await asyncio.gather(proc.stderr.read(),
+                                          _drain_progress(proc.stdout, on_time))
+        else:
+            err = await proc.stderr.read()
         code = await proc.wait()
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
@@ -53,8 +54,7 @@ async def run(args: Sequence[str], *, on_time: Callable[[float], None] | None = 
         with contextlib.suppress(Exception):
             await asyncio.shield(proc.wait())
         raise
-    err = results[0]
-    return code, err.decode("utf-8", "replace") if isinstance(err, bytes) else ""
+    return code, err.decode("utf-8", "replace")
 
 
 async def run_json(args: Sequence[str]) -> tuple[int, bytes, str]:

@@ -9,6 +9,7 @@ it replaced, so viewers never see a half-published asset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -100,19 +101,16 @@ async def publish(store: Store, asset_id: str, version: str, bundle: Bundle,
 
 async def _undo(store: Store, asset_id: str, version: str,
                 previous_entry: dict[str, bytes | None]) -> None:
+    # Best effort: the record was not written, so nothing committed points at this version.
     for rel, old in previous_entry.items():
         key = layout.key(asset_id, rel)
-        try:
+        with contextlib.suppress(Exception):
             if old is None:
                 await store.delete(key)
             else:
                 await store.put_bytes(key, old, content_type_for(rel))
-        except Exception:  # best effort: the record was not written, so nothing points here
-            pass
-    try:
+    with contextlib.suppress(Exception):
         await store.delete_prefix(layout.key(asset_id, layout.version_dir(version)) + "/")
-    except Exception:
-        pass
 
 
 async def prune_versions(store: Store, asset_id: str, keep: int) -> list[str]:

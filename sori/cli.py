@@ -71,7 +71,8 @@ def cmd_package(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 def cmd_serve(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from origin.server import serve
 
-    return serve(cfg)
+    code: int = serve(cfg)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace, cfg: config_mod.Config) -> int:
