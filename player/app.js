@@ -64,7 +64,7 @@ function renderDetails(asset) {
   dl.hidden = !asset.download;
   if (asset.download) dl.href = asset.download;
   $('#cover-title').textContent = asset.title || asset.id;
-  $('#cover-sub').textContent = asset.duration ? `Spoken word · ${formatTime(asset.duration)}` : 'Audio';
+  $('#cover-sub').textContent = asset.duration ? `Audio · ${formatTime(asset.duration)}` : 'Audio';
   let hash = 0;
   for (const ch of asset.id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   stage.style.setProperty('--hue', String(hash % 360));

@@ -292,6 +292,7 @@ export class Controls {
     const s = this.stage.getBoundingClientRect();
     const b = btn.getBoundingClientRect();
     this.menu.style.right = `${Math.max(8, s.right - b.right)}px`;
+    this.menu.style.maxHeight = `${Math.max(120, s.height - 80)}px`;
     this.menu.querySelector('[aria-checked=true]')?.focus({ preventScroll: true });
     this._wake();
   }
