@@ -123,10 +123,10 @@ def _serve(store_root: Path, log: Path) -> Iterator[str]:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"sori serve exited {proc.returncode}:\n{log.read_text()}", pytrace=False)
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as res:
-                    if res.status == 200:
-                        break
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1) as res:
+                if res.status == 200:
+                    break
             if time.monotonic() > deadline:
                 pytest.fail(f"sori serve did not answer /healthz within {SERVER_START_TIMEOUT} s:\n"
                             f"{log.read_text()}", pytrace=False)
