@@ -1,0 +1,287 @@
+"""The asset and job API under `/v1/` (CONTRACT §4).
+
+    GET    /v1/assets                      {"assets": [ASSET, ...]}, newest first
+    POST   /v1/assets                      upload → 202 {"job": JOB, "asset": {"id"}}
+    GET    /v1/assets/{id}                 ASSET
+    DELETE /v1/assets/{id}                 204; the record first, then every object
+    GET    /v1/assets/{id}/download        the progressive file as an attachment
+    GET    /v1/assets/{id}/presigned-url   {"url", "expires", "expires_at"} (s3 store)
+    GET    /v1/jobs/{job}                  JOB
+    GET    /v1/jobs/{job}/events           JOB as Server-Sent Events (origin.sse)
+
+The asset record in the store is the only truth about assets (no index, no
+database): listing reads `{id}/asset.json` for every top-level prefix. Jobs are
+in memory (origin.jobs). Write methods need an API key when keys are configured
+(origin.auth). Errors are raised as domain exceptions or returned with
+`json_error`, and become `{"error": ...}` at the edge (origin.errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import posixpath
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from manifests import layout
+from origin import auth, sse, uploads
+from origin import headers as h
+from origin.app import MEDIA_KEY
+from origin.errors import json_error, register_error
+from origin.jobs import JobManager
+from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
+from origin.media import MediaHandler
+from origin.metrics import metrics_of
+from packager.errors import InvalidInput
+from packager.publish import read_record
+from packager.record import with_public_url
+from storage.base import check_key
+from storage.content_types import attachment_disposition
+from storage.errors import InvalidKey, NotFound, Unsupported
+
+log = logging.getLogger("sori.api")
+
+JOBS_KEY = web.AppKey("sori.jobs", JobManager)
+LIST_CONCURRENCY = 16  # records read at once when listing
+STALE_UPLOADS = 24 * 3600.0  # upload directories older than this are left-overs
+API_CACHE = h.NO_STORE
+_DISPOSITION = "sori.disposition"  # request key: Content-Disposition for the media response
+
+register_error(uploads.UploadTooLarge, 413)
+register_error(uploads.UploadError, 400)
+register_error(InvalidInput, 400)
+
+
+def setup(app: web.Application) -> None:
+    cfg = app[CONFIG_KEY]
+    app[JOBS_KEY] = JobManager(app[STORE_KEY], cfg.packager,
+                               concurrency=cfg.origin.job_concurrency,
+                               registry=metrics_of(app).registry)
+    auth.setup(app)
+    r = app.router
+    r.add_get("/v1/assets", list_assets, name="api-assets")
+    r.add_post("/v1/assets", upload_asset, name="api-upload")
+    r.add_get("/v1/assets/{id}", get_asset, name="api-asset")
+    r.add_delete("/v1/assets/{id}", delete_asset, name="api-delete")
+    r.add_get("/v1/assets/{id}/download", download, name="api-download")
+    r.add_get("/v1/assets/{id}/presigned-url", presigned_url, name="api-presign")
+    r.add_get("/v1/jobs/{job}", get_job, name="api-job")
+    r.add_get("/v1/jobs/{job}/events", job_events, name="api-job-events")
+    app.on_startup.append(_sweep_uploads)
+    app.on_response_prepare.append(_add_disposition)
+    app.on_shutdown.append(_close_jobs)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def json_response(data: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    resp = web.Response(status=status, body=body, headers=headers)
+    resp.headers[h.CONTENT_TYPE] = h.JSON_TYPE
+    resp.headers[h.CACHE_CONTROL] = API_CACHE
+    return resp
+
+
+def _asset_id(request: web.Request) -> str:
+    asset_id = request.match_info["id"]
+    if not layout.is_valid_asset_id(asset_id):
+        raise InvalidKey(f"invalid asset id {asset_id!r}: use 1-128 letters, digits, '.', "
+                         "'_' or '-', starting with a letter or digit")
+    return asset_id
+
+
+async def _record(request: web.Request, asset_id: str) -> dict[str, Any]:
+    rec = await read_record(request.app[STORE_KEY], asset_id)
+    if rec is None:
+        raise NotFound(f"no asset {asset_id!r}")
+    return rec
+
+
+def _public(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
+    return with_public_url(rec, request.app[CONFIG_KEY].origin.public_url)
+
+
+def _download_key(asset_id: str, rec: dict[str, Any]) -> str:
+    rel = rec.get("download_key")
+    if not isinstance(rel, str) or not rel:
+        raise NotFound(f"asset {asset_id!r} has no download")
+    return check_key(layout.key(asset_id, rel))
+
+
+def _download_name(asset_id: str, key: str) -> str:
+    ext = posixpath.splitext(key)[1] or (".mp4" if key.endswith("mp4") else ".m4a")
+    return f"{asset_id}{ext}"
+
+
+# --- assets ------------------------------------------------------------------------------
+
+async def list_assets(request: web.Request) -> web.Response:
+    store = request.app[STORE_KEY]
+    ids = [d for d in await store.list_dirs("") if layout.is_valid_asset_id(d)]
+    sem = asyncio.Semaphore(LIST_CONCURRENCY)
+
+    async def one(asset_id: str) -> dict[str, Any] | None:
+        async with sem:
+            return await read_record(store, asset_id)
+
+    records = [r for r in await asyncio.gather(*(one(i) for i in ids)) if r is not None]
+    records.sort(key=lambda r: str(r.get("id", "")))
+    records.sort(key=lambda r: str(r.get("created", "")), reverse=True)
+    return json_response({"assets": [_public(request, r) for r in records]})
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    asset_id = _asset_id(request)
+    return json_response(_public(request, await _record(request, asset_id)))
+
+
+async def upload_asset(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG_KEY]
+    jobs = request.app[JOBS_KEY]
+    # Refuse what can be refused before reading a byte of the body.
+    early = uploads.query_fields(request)
+    uploads.check_fields(early)
+    if early.get("id"):
+        _refuse_if_busy(jobs, early["id"])
+    upload = await uploads.receive(request, Path(cfg.origin.upload_dir),
+                                   cfg.origin.max_upload_bytes)
+    try:
+        _refuse_if_busy(jobs, upload.asset_id)
+        job = jobs.submit(upload)
+    except BaseException:
+        upload.discard()
+        raise
+    log.info("upload of %d bytes for %s: job %s", upload.size, upload.asset_id, job.id)
+    location = f"/v1/jobs/{job.id}"
+    return json_response({"job": job.to_json(), "asset": {"id": job.asset}}, status=202,
+                         headers={"Location": location})
+
+
+class Busy(Exception):
+    """The asset is being packaged by a job that has not ended: 409."""
+
+
+register_error(Busy, 409)
+
+
+def _refuse_if_busy(jobs: JobManager, asset_id: str) -> None:
+    active = jobs.active_for(asset_id)
+    if active is not None:
+        raise Busy(f"asset {asset_id!r} is being packaged by job {active.id} "
+                   f"(/v1/jobs/{active.id}); retry when it has ended")
+
+
+async def delete_asset(request: web.Request) -> web.Response:
+    asset_id = _asset_id(request)
+    store = request.app[STORE_KEY]
+    _refuse_if_busy(request.app[JOBS_KEY], asset_id)
+    prefix = f"{asset_id}/"
+    keys = await store.list(prefix)
+    if not keys:
+        raise NotFound(f"no asset {asset_id!r}")
+    # The record goes first: from this moment the asset is gone from every listing,
+    # even if removing the rest is interrupted (a later DELETE finishes the job).
+    await store.delete(layout.key(asset_id, layout.RECORD))
+    await store.delete_prefix(prefix)
+    media = request.app[MEDIA_KEY]
+    for key in keys:  # this process's memory must not keep serving the bytes
+        media.cache.discard(key)
+        media.stats.discard(key)
+    log.info("deleted asset %s (%d objects)", asset_id, len(keys))
+    return web.Response(status=204, headers={h.CACHE_CONTROL: API_CACHE})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    """The progressive file through the media handler, so ranges, conditionals, ETag,
+    HEAD and streaming behave exactly as for `/assets/...`; only Content-Disposition
+    is added (in `_add_disposition`)."""
+    asset_id = _asset_id(request)
+    key = _download_key(asset_id, await _record(request, asset_id))
+    request[_DISPOSITION] = attachment_disposition(_download_name(asset_id, key))
+    media: MediaHandler = request.app[MEDIA_KEY]
+    media_request = request.clone(rel_url=URL.build(path=f"/assets/{key}", encoded=True))
+    try:
+        return await media.handle(media_request)
+    finally:
+        # The clone has its own copy of the per-request state the edge middleware reads.
+        if STREAMING in media_request:
+            request[STREAMING] = media_request[STREAMING]
+        if BYTES_SENT in media_request:
+            request[BYTES_SENT] = media_request[BYTES_SENT]
+        if CACHE_RESULT in media_request:
+            request[CACHE_RESULT] = media_request[CACHE_RESULT]
+
+
+async def _add_disposition(request: web.Request, resp: web.StreamResponse) -> None:
+    disposition = request.get(_DISPOSITION)
+    if disposition is not None and resp.status in (200, 206):
+        resp.headers["Content-Disposition"] = disposition
+
+
+async def presigned_url(request: web.Request) -> web.Response:
+    asset_id = _asset_id(request)
+    key = _download_key(asset_id, await _record(request, asset_id))
+    expires = request.app[CONFIG_KEY].security.presign_expiry
+    try:
+        url = await request.app[STORE_KEY].presign(key, expires, _download_name(asset_id, key))
+    except Unsupported:
+        return json_error(409, "the local store cannot make presigned URLs: use the s3 "
+                               "backend ([storage] backend = \"s3\"), or download through "
+                               f"/v1/assets/{asset_id}/download")
+    expires_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=expires)
+    return json_response({"url": url, "expires": expires,
+                          "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+def _job(request: web.Request) -> Any:
+    job = request.app[JOBS_KEY].get(request.match_info["job"])
+    if job is None:
+        raise NotFound(f"no job {request.match_info['job']!r} (jobs are kept in memory "
+                       "and forgotten when the server restarts)")
+    return job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return json_response(_job(request).to_json())
+
+
+async def job_events(request: web.Request) -> web.StreamResponse:
+    job = _job(request)
+    return await sse.stream_job(request, request.app[JOBS_KEY], job)
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+
+async def _close_jobs(app: web.Application) -> None:
+    """Before in-flight responses are waited for: cancel the jobs, which also ends
+    their event streams (with a final `failed`)."""
+    await app[JOBS_KEY].close()
+
+
+async def _sweep_uploads(app: web.Application) -> None:
+    """Remove upload directories a crashed process left behind (old ones only: with
+    several workers sharing the directory, a young one may be another's upload)."""
+    root = Path(app[CONFIG_KEY].origin.upload_dir)
+
+    def sweep() -> None:
+        if not root.is_dir():
+            return
+        cutoff = time.time() - STALE_UPLOADS
+        for d in root.glob("up-*"):
+            with contextlib.suppress(OSError):
+                if d.is_dir() and d.stat().st_mtime < cutoff:
+                    shutil.rmtree(d, ignore_errors=True)
+
+    await asyncio.to_thread(sweep)

@@ -1,0 +1,88 @@
+"""API keys for the write endpoints (CONTRACT §4).
+
+When `[security] api_keys` is non-empty, every request with a write method
+(POST, PUT, PATCH, DELETE) on any route must carry `Authorization: Bearer KEY`
+with one of the keys; reads (GET, HEAD, OPTIONS) stay open. This is one
+middleware rather than a check in each handler, so write endpoints added later
+(live ingest) are covered without remembering to call anything.
+
+The comparison is constant-time (`hmac.compare_digest`) against every
+configured key, so neither the position of a match nor a common prefix shows
+in the timing. A missing, malformed or wrong header gets 401 with
+`WWW-Authenticate: Bearer` (RFC 6750 §3); the error names which of the three
+it was, never the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+
+from origin.errors import json_error
+from origin.keys import CONFIG_KEY
+
+WRITE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+REALM = 'Bearer realm="sori"'
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, or None when the header
+    is absent or not of that form (RFC 6750 §2.1: one token68, no spaces)."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
+def key_matches(token: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time membership: every key is compared, whatever matches first."""
+    given = token.encode()
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given, key.encode())
+    return found
+
+
+def _unauthorized(message: str, error: str) -> web.Response:
+    return json_error(401, message,
+                      headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="{error}"'})
+
+
+def check(request: web.BaseRequest, keys: tuple[str, ...]) -> web.Response | None:
+    """None when the request may proceed, else the 401 response."""
+    if not keys or request.method not in WRITE_METHODS:
+        return None
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    if header is None:
+        return json_error(401, "this endpoint needs an API key: send "
+                               "'Authorization: Bearer KEY'",
+                          headers={hdrs.WWW_AUTHENTICATE: REALM})
+    token = bearer_token(header)
+    if token is None:
+        return _unauthorized("malformed Authorization header: expected 'Bearer KEY'",
+                             "invalid_request")
+    if not key_matches(token, keys):
+        return _unauthorized("invalid API key", "invalid_token")
+    return None
+
+
+@web.middleware
+async def require_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    refused = check(request, request.app[CONFIG_KEY].security.api_keys)
+    if refused is not None:
+        return refused
+    return await handler(request)
+
+
+def setup(app: web.Application) -> None:
+    """Install the middleware (inside the origin's `edge` one, so refusals are counted
+    and logged like any other response)."""
+    if require_api_key not in app.middlewares:
+        app.middlewares.append(require_api_key)

@@ -1,0 +1,249 @@
+"""Background packaging jobs: an upload becomes a job, at most `job_concurrency` run at once.
+
+    manager = JobManager(store, cfg.packager, concurrency=2, registry=registry)
+    job = manager.submit(upload)          # queued at once, runs when a slot frees
+    await manager.wait(job, seen_version) # returns when the job changed (for SSE)
+
+JOB, as the API shows it: `{"id", "asset", "state": "queued"|"running"|"done"|"failed",
+"progress": 0..1, "error": null|"..."}` plus `phase`, `created`, `started`, `finished`.
+
+Jobs live in this process's memory only: a restart forgets the job history (and
+cancels what was running, which publishes nothing), never an asset, because the
+asset record in the store is the only source of truth about assets. The last
+RETAIN finished jobs are kept for `GET /v1/jobs/{id}`; older ones are dropped.
+Work that outgrows one process belongs on a real queue (DESIGN decision 10).
+
+Every job removes its upload directory when it ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from packager.errors import InvalidInput, PackagerError
+from packager.pipeline import package
+from packager.record import now_rfc3339
+from storage.base import Store
+from storage.errors import StoreError
+
+if TYPE_CHECKING:
+    from origin.uploads import Upload
+    from sori.config import PackagerConfig
+
+log = logging.getLogger("sori.jobs")
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+STATES = (QUEUED, RUNNING, DONE, FAILED)
+RETAIN = 1000  # finished jobs kept in memory
+_RTF_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+
+
+@dataclass(eq=False)
+class Job:
+    id: str
+    asset: str
+    state: str = QUEUED
+    progress: float = 0.0
+    phase: str = QUEUED
+    error: str | None = None
+    created: str = field(default_factory=now_rfc3339)
+    started: str | None = None
+    finished: str | None = None
+    version: int = 0  # bumped on every visible change
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in (DONE, FAILED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "asset": self.asset, "state": self.state,
+                "progress": self.progress, "phase": self.phase, "error": self.error,
+                "created": self.created, "started": self.started, "finished": self.finished}
+
+    def _update(self, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.version += 1
+        # Wake every waiter and give the next ones a fresh event.
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+
+class JobMetrics:
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.jobs = Gauge("sori_jobs", "Packaging jobs held in memory, by state", ["state"],
+                          registry=registry)
+        self.finished = Counter("sori_jobs_finished", "Packaging jobs that ended, by state",
+                                ["state"], registry=registry)
+        self.realtime_factor = Histogram(
+            "sori_packaging_realtime_factor",
+            "Seconds of media packaged per second of wall time, per job",
+            buckets=_RTF_BUCKETS, registry=registry)
+
+
+class JobManager:
+    def __init__(self, store: Store, cfg: PackagerConfig, *, concurrency: int,
+                 registry: CollectorRegistry | None = None, retain: int = RETAIN) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.retain = retain
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+        self.metrics = JobMetrics(registry)
+        for state in STATES:
+            self.metrics.jobs.labels(state).set_function(self._counter(state))
+
+    # --- queries --------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def active_for(self, asset_id: str) -> Job | None:
+        """The queued or running job packaging `asset_id`, if any."""
+        for job in self._jobs.values():
+            if job.asset == asset_id and not job.ended:
+                return job
+        return None
+
+    def _counter(self, state: str) -> Callable[[], float]:
+        return lambda: self._count(state)
+
+    def _count(self, state: str) -> int:
+        return sum(1 for j in self._jobs.values() if j.state == state)
+
+    async def wait(self, job: Job, seen_version: int, within: float | None) -> bool:
+        """Return True as soon as `job.version > seen_version` (at once if it already
+        is), False after `within` seconds without a change."""
+        if job.version > seen_version:
+            return True
+        event = job._changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await event.wait()
+        return job.version > seen_version
+
+    # --- running --------------------------------------------------------------------------
+
+    def submit(self, upload: Upload) -> Job:
+        """Queue packaging of `upload` (whose directory the job now owns)."""
+        if self._closing:
+            upload.discard()
+            raise RuntimeError("the job manager is shutting down")
+        job = Job(id=secrets.token_hex(8), asset=upload.asset_id)
+        self._jobs[job.id] = job
+        self._tasks[job.id] = asyncio.create_task(self._run(job, upload),
+                                                  name=f"sori-job-{job.id}")
+        return job
+
+    async def _run(self, job: Job, upload: Upload) -> None:
+        try:
+            async with self._slots:
+                await self._package(job, upload)
+        except asyncio.CancelledError:
+            self._end(job, FAILED, "the server shut down before the job finished")
+            raise
+        finally:
+            await asyncio.to_thread(upload.discard)
+            self._tasks.pop(job.id, None)
+            self._trim()
+
+    async def _package(self, job: Job, upload: Upload) -> None:
+        job._update(state=RUNNING, phase="starting", started=now_rfc3339())
+        progress = self._progress_callback(job)
+        t0 = time.monotonic()
+        try:
+            record = await package(upload.path, self.store, self.cfg, asset_id=upload.asset_id,
+                                   title=upload.title or _title_of(upload), kind=upload.kind,
+                                   progress=progress, work_root=upload.directory)
+        except InvalidInput as e:
+            self._end(job, FAILED, str(e))
+            return
+        except PackagerError as e:
+            log.warning("job %s (%s) failed: %s", job.id, job.asset, e)
+            self._end(job, FAILED, f"packaging failed: {e}")
+            return
+        except StoreError as e:
+            log.warning("job %s (%s): store error: %s", job.id, job.asset, e)
+            self._end(job, FAILED, f"packaging failed: the store is unavailable ({e})")
+            return
+        except Exception:
+            log.exception("job %s (%s) failed", job.id, job.asset)
+            self._end(job, FAILED, "packaging failed: internal error (see the server log)")
+            return
+        wall = time.monotonic() - t0
+        duration = record.get("duration")
+        if isinstance(duration, int | float) and duration > 0 and wall > 0:
+            self.metrics.realtime_factor.observe(duration / wall)
+        self._end(job, DONE, None)
+
+    def _progress_callback(self, job: Job) -> Any:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+
+        def apply(fraction: float, phase: str) -> None:
+            if job.ended:
+                return
+            value = round(max(job.progress, min(1.0, fraction)), 3)
+            if value != job.progress or phase != job.phase:
+                job._update(progress=value, phase=phase)
+
+        def progress(fraction: float, phase: str) -> None:
+            # The pipeline reports from the loop, but a phase may run in a worker thread.
+            if threading.get_ident() == loop_thread:
+                apply(fraction, phase)
+            else:
+                loop.call_soon_threadsafe(apply, fraction, phase)
+
+        return progress
+
+    def _end(self, job: Job, state: str, error: str | None) -> None:
+        if job.ended:
+            return
+        changes: dict[str, Any] = {"state": state, "phase": state, "error": error,
+                                   "finished": now_rfc3339()}
+        if state == DONE:
+            changes["progress"] = 1.0
+        job._update(**changes)
+        self.metrics.finished.labels(state).inc()
+        if error:
+            log.info("job %s (%s) %s: %s", job.id, job.asset, state, error)
+        else:
+            log.info("job %s (%s) %s", job.id, job.asset, state)
+
+    def _trim(self) -> None:
+        """Forget the oldest finished jobs beyond `retain`."""
+        finished = [j for j in self._jobs.values() if j.ended]
+        for job in finished[:max(0, len(finished) - self.retain)]:
+            del self._jobs[job.id]
+
+    async def close(self) -> None:
+        """Cancel queued and running jobs (nothing half-published stays: the packager
+        cleans up on cancellation) and wait for them to end."""
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _title_of(upload: Upload) -> str:
+    """The client's file name without its extension, else the asset id."""
+    if upload.filename:
+        stem = upload.filename.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0].strip()
+        if stem:
+            return stem
+    return upload.asset_id
