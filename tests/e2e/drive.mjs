@@ -167,6 +167,44 @@ async function switchQualityByUi(page, name) {
   check(`${name}: still playing after the switch`, await advancesPast(page, after.t, 0.5), {});
 }
 
+/** Video assets with a thumbnail track show a preview image over the seek bar on hover. */
+async function thumbnailsOnHover(page, name) {
+  const hasThumbs = await page.evaluate(() => Boolean(window.soriPlayer.asset.thumbnails));
+  if (!hasThumbs) return;
+  const box = await page.locator('.seek-input').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  let shown = true;
+  try {
+    await page.waitForSelector('.seek-preview.has-image:not([hidden])', { timeout: 5000 });
+  } catch {
+    shown = false;
+  }
+  await shot(page, `desktop-thumbnail-${name.replace(/\W+/g, '-')}`);
+  check(`${name}: seek-bar thumbnail on hover`, shown, {});
+  await page.mouse.move(640, 200);
+}
+
+async function keyboardShortcuts(page, name) {
+  await page.locator('body').focus();
+  const rate = () => page.evaluate(() => window.soriPlayer.video.playbackRate);
+  const paused = () => page.evaluate(() => window.soriPlayer.video.paused);
+  await page.keyboard.press('k');
+  const pausedByK = await paused();
+  await page.keyboard.press('k');
+  await page.waitForTimeout(200);
+  const resumedByK = !(await paused());
+  await page.keyboard.press('>');
+  const faster = await rate();
+  await page.keyboard.press('<');
+  const normal = await rate();
+  const t0 = await page.evaluate(() => window.soriPlayer.video.currentTime);
+  await page.keyboard.press('j');
+  const t1 = await page.evaluate(() => window.soriPlayer.video.currentTime);
+  check(`${name}: keyboard shortcuts (k, >, <, j)`, pausedByK && resumedByK && faster === 1.25 && normal === 1 && t1 < t0 - 8,
+    { pausedByK, resumedByK, faster, normal, t0, t1 });
+  await advancesPast(page, t1, 0.5);
+}
+
 async function noFatal(page, name) {
   const s = await state(page);
   out.fatalErrors.push(...s.fatal.map((f) => `${name}: ${JSON.stringify(f)}`));
@@ -204,8 +242,10 @@ async function runPlay(browser) {
     check(`${name}: played by hls.js`, s.engine === 'hls.js', { engine: s.engine });
     await shot(page, `desktop-playing-${id}`);
     await seekByUi(page, name, 0.7);
+    await thumbnailsOnHover(page, name);
     if (id === scenario.quality) {
       await switchQualityByUi(page, name);
+      await keyboardShortcuts(page, name);
       await page.keyboard.press('i');
       await page.waitForTimeout(600);
       await shot(page, `desktop-stats-${id}`);
