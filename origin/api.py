@@ -54,7 +54,8 @@ JOBS_KEY = web.AppKey("sori.jobs", JobManager)
 LIST_CONCURRENCY = 16  # records read at once when listing
 STALE_UPLOADS = 24 * 3600.0  # upload directories older than this are left-overs
 API_CACHE = h.NO_STORE
-_DISPOSITION = "sori.disposition"  # request key: Content-Disposition for the media response
+# Content-Disposition for the media response of a download (read by _add_disposition).
+_DISPOSITION = web.RequestKey("sori.disposition", str)
 
 register_error(uploads.UploadTooLarge, 413)
 register_error(uploads.UploadError, 400)

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
@@ -106,6 +107,9 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
     fields = query_fields(request)
     check_fields(fields)
     multipart = request.content_type.startswith("multipart/")
+    if request.content_type == "application/x-www-form-urlencoded":
+        raise UploadError("a url-encoded form cannot carry a file: send the media as the raw "
+                          "request body, or as the field 'file' of a multipart/form-data form")
     declared = request.content_length
     if declared is not None and declared > limit + (MULTIPART_SLACK if multipart else 0):
         raise UploadTooLarge(limit)
@@ -153,7 +157,9 @@ async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: i
             if part.name == "file":
                 if path is not None:
                     raise UploadError("more than one 'file' part in the form")
-                filename = part.filename
+                # Browsers escape '"', CR and LF as %22/%0D/%0A (HTML's form encoding),
+                # aiohttp's client percent-encodes more: undo both.
+                filename = unquote(part.filename) if part.filename else None
                 path = directory / _file_name(filename, fields.get("id"),
                                               part.headers.get("Content-Type", ""))
                 size = await _copy(_part_chunks(part), path, limit)
