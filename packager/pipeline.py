@@ -82,11 +82,13 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
         else:
             built = await _build_audio(info, cfg, work, asset_id, phases)
         presentation, version, bundle, download_rel, extra = built
+        # what the decoder found beats the container's estimate (raw ADTS, some MP3s)
+        source_duration = extra.pop("decoded_duration", None) or info.duration
         size = sum(p.stat().st_size for _rel, p in bundle.files)
         rec = record.build(presentation, version=version, title=title or source.stem,
                            created=created, download_rel=download_rel, size=size,
                            source={"name": source.name, "format": info.format_name,
-                                   "duration": round(info.duration, 3), "size": info.size},
+                                   "duration": round(source_duration, 3), "size": info.size},
                            extra=extra)
         await publish.publish(store, asset_id, version, bundle, rec,
                               keep_versions=cfg.keep_versions,
@@ -119,6 +121,7 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
                                    on_time=_seconds_to_fraction(
                                        phases.phase("measure", _MEASURE), info.duration))
         duration = m.decoded_duration or duration
+        extra["decoded_duration"] = duration
         gain = await loudness.calibrate(
             info.path, info.audio.index, loudness.plan(m, cfg.loudness_target, cfg.true_peak),
             cfg.loudness_target)

@@ -93,6 +93,30 @@ def parse(path: Path, size: int, data: dict[str, Any]) -> ProbeResult:
                        size=size, audio=audio, video=video)
 
 
+def wav_shortfall(head: bytes, size: int) -> int:
+    """Bytes a RIFF/WAVE file is missing: its data chunk announces more than the file holds.
+
+    0 when the header is not RIFF/WAVE, or when the writer left the size open
+    (0 or 0xFFFFFFFF, as streaming TTS engines do).
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if chunk == b"data":
+            if length in (0, 0xFFFFFFFF):
+                return 0
+            return max(0, pos + 8 + length - size)
+        pos += 8 + length + (length & 1)
+    return 0
+
+
+def _head(path: Path, n: int = 65536) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
 async def probe(path: Path, *, max_duration: float, kind: str = "auto") -> ProbeResult:
     """Probe `path`, or raise InvalidInput naming what is wrong with it."""
     name = path.name
@@ -107,6 +131,10 @@ async def probe(path: Path, *, max_duration: float, kind: str = "auto") -> Probe
     size = st.st_size
     if size == 0:
         raise InvalidInput(f"{name}: file is empty")
+    missing = wav_shortfall(await asyncio.to_thread(_head, path), size)
+    if missing:
+        raise InvalidInput(f"{name}: truncated: the WAV header announces {missing} bytes "
+                           "more audio than the file holds")
     code, out, err = await process.run_json([
         process.FFPROBE, "-v", "error", "-show_format", "-show_streams", "-of", "json",
         "--", str(path)])
