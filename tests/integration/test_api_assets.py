@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_support import Api, Event, api_config, make_speech
+from test_api_support import Api, Event, api_config, make_speech, uploads_left
 from test_origin_support import raw_request
 
 from origin.app import create_app
@@ -35,11 +35,6 @@ async def _assert_absent(api: Api, asset_id: str) -> None:
     assert resp.status == 404
     assert "error" in await resp.json()
     assert await api.store.list(f"{asset_id}/") == []
-
-
-def _uploads_left(api: Api) -> list[Path]:
-    root = Path(api.cfg.origin.upload_dir)
-    return list(root.iterdir()) if root.exists() else []
 
 
 # --- good uploads ------------------------------------------------------------------------
@@ -70,7 +65,7 @@ async def test_raw_upload_packages_and_is_served(api: Api, speech: bytes) -> Non
     assert master.status == 200
     assert (await master.text()).startswith("#EXTM3U")
     assert (await api.client.get(asset["dash"])).status == 200
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 async def test_multipart_upload_with_fields(api: Api, speech: bytes) -> None:
@@ -82,7 +77,7 @@ async def test_multipart_upload_with_fields(api: Api, speech: bytes) -> None:
     assert asset["title"] == "Über talk"
     assert asset["source"]["name"] == "My-Talk.wav"
     assert (await api.client.get("/assets/form-1/master.m3u8")).status == 200
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 async def test_multipart_without_id_takes_it_from_the_file_name(api: Api,
@@ -128,7 +123,7 @@ async def test_empty_uploads_are_400(api: Api) -> None:
     status, body = await api.upload_form(b"", id="empty")
     assert status == 400 and "empty" in body["error"]
     await _assert_absent(api, "empty")
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 def _bad_files(speech: bytes) -> dict[str, tuple[bytes, str]]:
@@ -155,7 +150,7 @@ async def test_bad_files_fail_the_job_and_leave_nothing(api: Api, speech: bytes,
     assert "internal" not in job["error"]
     assert (await api.job(job["id"]))["error"] == job["error"]
     await _assert_absent(api, name)
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 @pytest.mark.parametrize("form", ["raw", "multipart"])
@@ -171,7 +166,7 @@ async def test_oversize_upload_is_413(store: Store, tmp_path: Path, aiohttp_clie
     assert status == 413, body
     assert "50000 bytes" in body["error"] and "max_upload_bytes" in body["error"]
     await _assert_absent(api, "big")
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 async def test_oversize_without_content_length_is_cut_off(store: Store, tmp_path: Path,
@@ -189,7 +184,7 @@ async def test_oversize_without_content_length_is_cut_off(store: Store, tmp_path
     assert resp.status == 413
     assert "max_upload_bytes" in (await resp.json())["error"]
     await _assert_absent(api, "chunked")
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 @pytest.mark.parametrize("bad_id", ["-dash", ".hidden", "a b", "x" * 129, "é"])
@@ -203,7 +198,7 @@ async def test_invalid_ids_are_400(api: Api, speech: bytes, bad_id: str) -> None
         assert resp.status == 400, (bad_id, path)
         assert "error" in await resp.json()
     assert (await api.client.delete(f"/v1/assets/{bad_id}")).status == 400
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 async def test_dot_segments_in_api_paths_never_escape(api: Api) -> None:
@@ -224,7 +219,7 @@ async def test_bad_kind_and_bad_form(api: Api, speech: bytes) -> None:
     form_without_file = {"id": "nofile", "title": "t"}
     resp = await api.client.post("/v1/assets", data=form_without_file)
     assert resp.status == 400  # urlencoded: no file at all
-    assert _uploads_left(api) == []
+    assert uploads_left(api.cfg) == []
 
 
 async def test_unknown_asset_and_job_are_404(api: Api) -> None:

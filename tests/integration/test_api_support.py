@@ -128,3 +128,9 @@ class Api:
         resp = await self.client.get("/v1/assets")
         assert resp.status == 200
         return [a["id"] for a in (await resp.json())["assets"]]
+
+
+def uploads_left(cfg: Config) -> list[Path]:
+    """What is left in the upload directory (it must be empty once jobs have ended)."""
+    root = Path(cfg.origin.upload_dir)
+    return list(root.iterdir()) if root.exists() else []
