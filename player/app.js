@@ -80,6 +80,7 @@ function renderEngineToggle() {
 /** Show `asset` on the stage; with `play`, start loading and playing it. */
 function select(asset, { play = false } = {}) {
   if (state.asset?.id !== asset.id) {
+    savePosition();
     controller.destroy();
     state.asset = asset;
     controls.reset(asset);
@@ -120,12 +121,18 @@ function setEngine(dash) {
 // ---- resume positions -------------------------------------------------------------------
 
 let lastSave = 0;
-video.addEventListener('timeupdate', () => {
-  const now = performance.now();
-  if (!state.asset || now - lastSave < 2000 || video.seeking) return;
-  lastSave = now;
+function savePosition() {
+  if (!state.asset || !controller.engine || video.seeking || video.readyState < 1) return;
+  lastSave = performance.now();
   store.set(resumeKey(state.asset.id), video.currentTime);
+}
+video.addEventListener('timeupdate', () => {
+  if (performance.now() - lastSave >= 2000) savePosition();
 });
+// Right away after a seek or a pause, and when the page goes away, so a jump is never lost.
+video.addEventListener('seeked', savePosition);
+video.addEventListener('pause', () => { if (!video.ended) savePosition(); });
+window.addEventListener('pagehide', savePosition);
 video.addEventListener('ended', () => { if (state.asset) store.remove(resumeKey(state.asset.id)); });
 
 // ---- page wiring ------------------------------------------------------------------------
