@@ -72,7 +72,7 @@ async def build(info: ProbeResult, cfg: PackagerConfig, work: Path, asset_id: st
                            outputs[0].width, outputs[0].height)
     stills = StillsPlan(poster_frame(planned, float(fps)),
                         poster_size((outputs[0].width, outputs[0].height)),
-                        sprites.interval, (sprites.width, sprites.height),
+                        max(1, round(sprites.interval * fps)), (sprites.width, sprites.height),
                         sprites.columns, sprites.rows)
     enc = work / "enc"
     enc.mkdir(parents=True, exist_ok=True)
@@ -90,11 +90,12 @@ async def build(info: ProbeResult, cfg: PackagerConfig, work: Path, asset_id: st
         if code != 0:
             _raise_ffmpeg(info.path.name, stderr, code)
 
-    tasks = [asyncio.create_task(encode_video())]
-    if info.audio is not None:
-        tasks.append(asyncio.create_task(_encode_audio(info, cfg, work / "aenc", extra)))
+    video_task = asyncio.create_task(encode_video())
+    audio_task = (asyncio.create_task(_encode_audio(info, cfg, work / "aenc", extra))
+                  if info.audio is not None else None)
+    tasks: list[asyncio.Task[Any]] = [video_task] + ([audio_task] if audio_task else [])
     try:
-        results = await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks)
     except BaseException:
         for t in tasks:
             t.cancel()
@@ -122,8 +123,8 @@ async def build(info: ProbeResult, cfg: PackagerConfig, work: Path, asset_id: st
 
     renditions = list(videos)
     audio_file: Path | None = None
-    if info.audio is not None:
-        chunks, chunk_files, audio_duration = results[1]
+    if audio_task is not None:
+        chunks, chunk_files, audio_duration = audio_task.result()
         first = splits[0]
         boundaries = [Fraction(t, first.timescale) for t in first.starts[1:]]
         boundaries += _beyond(Fraction(first.duration, first.timescale),
@@ -184,7 +185,7 @@ async def _encode_audio(info: ProbeResult, cfg: PackagerConfig, work: Path,
     """The audio rendition through the audio path: loudness (when on) and a priming-free
     AAC encode; muxed later on the video's cut times."""
     assert info.audio is not None
-    work.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     duration = info.duration
     filters: list[str] = []
     if cfg.loudness:
@@ -261,5 +262,5 @@ async def _fallback_poster(src: Path, top: VideoOutput, size: tuple[int, int],
         process.FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+error",
         "-y", "-i", str(src), "-frames:v", "1", "-vf", f"scale={size[0]}:{size[1]}",
         "-q:v", "3", "-f", "image2", "-update", "1", str(out)])
-    if code != 0 or not out.exists():
+    if code != 0 or not await asyncio.to_thread(out.exists):
         raise PackagerError(f"could not make the poster of {top.id}: {stderr.strip()[-200:]}")

@@ -30,7 +30,7 @@ class StillsPlan:
 
     poster_frame: int  # frame index (at the output rate) of the poster
     poster_size: tuple[int, int]
-    thumb_interval: float
+    thumb_every: int  # frames (at the output rate) between thumbnails
     thumb_size: tuple[int, int]
     columns: int
     rows: int
@@ -74,8 +74,9 @@ def filter_graph(stream_index: int, outputs: list[VideoOutput], fps: Fraction,
         tw, th = stills.thumb_size
         graph.append(f"[s{p}]trim=start_frame={stills.poster_frame}"
                      f":end_frame={stills.poster_frame + 1},scale={pw}:{ph},setsar=1[poster]")
-        graph.append(f"[s{t}]fps=fps=1/{stills.thumb_interval:g},scale={tw}:{th},setsar=1,"
-                     f"tile={stills.columns}x{stills.rows}[thumbs]")
+        # every n-th frame of the constant-rate stream: exact, and frame 0 included
+        graph.append(f"[s{t}]select='not(mod(n,{stills.thumb_every}))',scale={tw}:{th},"
+                     f"setsar=1,tile={stills.columns}x{stills.rows}[thumbs]")
     return ";".join(graph)
 
 
@@ -92,9 +93,10 @@ def encode_args(src: Path, stream_index: int, outputs: list[VideoOutput], files:
                  "-map_metadata", "-1", "-map_chapters", "-1",
                  "-movflags", FRAGMENTED_MOVFLAGS, "-f", "mp4", str(out)]
     if stills and poster and sheets:
-        args += ["-map", "[poster]", "-q:v", "3", "-f", "image2", "-update", "1", str(poster),
-                 "-map", "[thumbs]", "-q:v", "5", "-f", "image2", "-start_number", "1",
-                 str(sheets)]
+        args += ["-map", "[poster]", "-fps_mode", "passthrough", "-q:v", "3",
+                 "-f", "image2", "-update", "1", str(poster),
+                 "-map", "[thumbs]", "-fps_mode", "passthrough", "-q:v", "5",
+                 "-f", "image2", "-start_number", "1", str(sheets)]
     return args
 
 
