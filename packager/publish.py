@@ -57,25 +57,32 @@ async def _put_all(store: Store, asset_id: str, bundle: Bundle,
     sem = asyncio.Semaphore(UPLOAD_CONCURRENCY)
     total = max(1, len(bundle.files))
     done = 0
+    stopping = False
 
     async def put(rel: str, path: Path) -> None:
         nonlocal done
         async with sem:
+            if stopping:
+                return
             await store.put_file(layout.key(asset_id, rel), path, content_type_for(rel))
         done += 1
         on_progress(done / total)
 
+    # Uploads run in the store's threads, which a cancelled task cannot stop: on a failure
+    # or a cancellation, let the uploads already under way finish (queued ones are dropped)
+    # so that the clean-up that follows removes everything that was written.
     tasks = [asyncio.create_task(put(rel, path)) for rel, path in bundle.files]
     try:
-        await asyncio.gather(*tasks)
+        if tasks:
+            finished, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in finished:
+                t.result()
     except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        stopping = True
+        await asyncio.wait(tasks)
         raise
-    await asyncio.gather(*(store.put_bytes(layout.key(asset_id, rel), text.encode(),
-                                           content_type_for(rel))
-                           for rel, text in bundle.playlists.items()))
+    for rel, text in bundle.playlists.items():  # a handful; one at a time, as above
+        await store.put_bytes(layout.key(asset_id, rel), text.encode(), content_type_for(rel))
 
 
 async def publish(store: Store, asset_id: str, version: str, bundle: Bundle,

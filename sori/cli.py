@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = _with_overrides(cfg, args)
     except config_mod.ConfigError as e:
         return _fail(f"config: {e}", EXIT_BAD_INPUT)
-    result: int = args.func(args, cfg)
+    try:
+        result: int = args.func(args, cfg)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
     return result
 
 
