@@ -122,10 +122,11 @@ def keyframe_expr(cuts: list[Fraction], segment: Fraction, fps: Fraction) -> str
     `cuts` are `timeline.segment_boundaries`: multiples of the segment duration, except
     that the last one may be pulled in so no trailing segment is a sliver. The
     expression sees `n_forced` (keyframes forced so far) and `t` (the frame's time); a
-    tolerance of a quarter frame absorbs floating-point noise in `t`. A list of times
+    tolerance of a microsecond absorbs floating-point noise in `t` (n * 1/fps as a double)
+    and is far below any frame's distance from a cut. A list of times
     would be simpler but too long for argv on a four-hour input.
     """
-    eps = f"{float(1 / (4 * fps)):.6f}"
+    eps = "0.000001"
     if not cuts:
         return "expr:eq(n_forced,0)"
     k = len(cuts)
