@@ -3,6 +3,7 @@ objects, and the previous entry manifests back in place."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import shutil
@@ -60,10 +61,11 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-async def published(speech: Path, tmp_path_factory: pytest.TempPathFactory
-                    ) -> tuple[Path, dict[str, Any]]:
+def published(speech: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Path, dict[str, Any]]:
+    """One good asset, packaged once for the module and copied by each test."""
     root = tmp_path_factory.mktemp("published") / "media"
-    return root, await package(speech, LocalStore(root), CFG, asset_id="talk")
+    return root, asyncio.run(package(speech, LocalStore(root), CFG, asset_id="talk"))
 
 
 @pytest.mark.parametrize("budget", [0, 5, 17, 20])
