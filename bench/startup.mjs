@@ -1,0 +1,88 @@
+// Startup time of the player page: from navigation to the first `playing` event.
+//
+//   node bench/startup.mjs < scenario.json        (bench/startup.py writes the scenario)
+//
+// Scenario: {
+//   "chromium": "/usr/bin/chromium",
+//   "runs": [{"server": "sori", "base": "http://127.0.0.1:P", "asset": "id", "dash": false,
+//             "warmup": false}, ...]                          in the order to run them
+//   "timeout": 15000                                         ms to wait for `playing`
+// }
+// Each run gets a fresh browser context (empty cache, no cookies, no stored resume
+// position), opens BASE/?asset=ID and has the page's own test hook
+// (window.soriPlayer.load, which waits for the library and starts the asset the way a click
+// does) start playback as soon as the page's script defines it. The time is
+// performance.now() at the first `playing` event of the <video>: milliseconds since the
+// navigation started. Output: one JSON line {"runs": [{...run, "ms", "error", "resources"}]}.
+
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+
+// playwright-core is installed for the end-to-end tests; use that copy.
+const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+const scenario = JSON.parse(fs.readFileSync(0, 'utf8'));
+const timeout = scenario.timeout ?? 15000;
+
+// Runs in the page before any of its scripts.
+function hook({ id, dash }) {
+  const mark = { playing: null, error: null };
+  window.__startup = mark;
+  document.addEventListener('playing', () => {
+    if (mark.playing === null) mark.playing = performance.now();
+  }, true); // capture: media events do not bubble
+  let player;
+  Object.defineProperty(window, 'soriPlayer', {
+    configurable: true,
+    get() { return player; },
+    set(value) {
+      player = value;
+      value.load(id, { dash }).catch((err) => { mark.error = String(err); });
+    },
+  });
+}
+
+async function once(browser, run) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (err) => errors.push(String(err)));
+    await page.addInitScript(hook, { id: run.asset, dash: Boolean(run.dash) });
+    const url = `${run.base}/?asset=${encodeURIComponent(run.asset)}${run.dash ? '&dash=1' : ''}`;
+    await page.goto(url, { waitUntil: 'commit' });
+    await page.waitForFunction(() => window.__startup.playing !== null || window.__startup.error,
+      null, { timeout, polling: 10 });
+    const result = await page.evaluate(() => ({
+      ms: window.__startup.playing,
+      error: window.__startup.error,
+      engine: window.soriPlayer?.engine ?? null,
+      // what was fetched before `playing`: [path, start, responseEnd] in ms
+      resources: [performance.getEntriesByType('navigation')[0],
+        ...performance.getEntriesByType('resource')]
+        .filter((e) => e.startTime <= window.__startup.playing)
+        .map((e) => [new URL(e.name).pathname, Math.round(e.startTime), Math.round(e.responseEnd)]),
+    }));
+    return { ...run, ...result, pageErrors: errors };
+  } catch (err) {
+    return { ...run, ms: null, error: String(err), pageErrors: errors };
+  } finally {
+    await context.close();
+  }
+}
+
+const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const results = [];
+try {
+  for (const run of scenario.runs) results.push(await once(browser, run));
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify({ runs: results })}\n`);
