@@ -120,8 +120,8 @@ def _download_key(asset_id: str, rec: dict[str, Any]) -> str:
 
 
 def _download_name(asset_id: str, key: str) -> str:
-    ext = posixpath.splitext(key)[1] or (".mp4" if key.endswith("mp4") else ".m4a")
-    return f"{asset_id}{ext}"
+    """`<id>.m4a` or `<id>.mp4`, after the packaged file's own extension."""
+    return f"{asset_id}{posixpath.splitext(key)[1] or '.m4a'}"
 
 
 # --- assets ------------------------------------------------------------------------------
