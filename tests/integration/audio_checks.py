@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from lxml import etree
 from manifests import boxes, layout
 from storage.base import Store
 
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "dash" / "DASH-MPD.xsd"
+SCHEMA_PATH = Path(os.environ.get("SORI_DASH_SCHEMA", Path(__file__).resolve().parents[1]
+                                   / "schemas" / "dash" / "DASH-MPD.xsd"))
 _schema: etree.XMLSchema | None = None
 
 

@@ -17,9 +17,7 @@ from manifests.bandwidth import average_bitrate, peak_bitrate
 from manifests.model import Presentation, Rendition, Segment
 
 HERE = Path(__file__).parent
-XSD = Path("/work/shared/schemas/dash/DASH-MPD.xsd")
-if not XSD.exists():  # the shared folder sits beside the repository root
-    XSD = HERE.parents[2] / "shared" / "schemas" / "dash" / "DASH-MPD.xsd"
+XSD = HERE.parent / "schemas" / "dash" / "DASH-MPD.xsd"
 
 
 def audio(rid: str, rate: int, frames: list[int], sizes: list[int]) -> Rendition:
