@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from minio import Minio
+
+from sori.config import StorageConfig
+from storage import LocalStore, S3Store, Store
 
 # The DASH-MPD schema every MPD is validated against, kept in the repository (tests/schemas)
 # so that a clean clone needs no sibling folder and no network.
 DASH_XSD = Path(__file__).resolve().parent / "schemas" / "dash" / "DASH-MPD.xsd"
 os.environ.setdefault("SORI_DASH_SCHEMA", str(DASH_XSD))
-from minio import Minio
-
-from sori.config import StorageConfig
-from storage import LocalStore, S3Store, Store
 
 # --- S3 test servers -------------------------------------------------------------------
 
