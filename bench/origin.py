@@ -1,0 +1,582 @@
+"""Origin throughput: sori (local store, S3 store) against nginx serving the same files.
+
+    .venv/bin/python -m bench.origin [--duration 10] [--connections 64] [--workers 1,2]
+                                     [--soak 60] [--access-log] [--json]
+
+One packaged hour of speech (bench/speech.py, packaged once by `sori package` into
+bench/out/store_60min/) is served by, in the same run:
+
+- nginx (`worker_processes auto`, sendfile, open_file_cache, access_log off) with the
+  store directory as `/assets/` and the same Cache-Control, CORS and content types;
+- `sori serve` on the local store, as users start it (SORI_STORAGE_ROOT,
+  SORI_ORIGIN_WORKERS, SORI_ORIGIN_ACCESS_LOG=false unless --access-log);
+- `sori serve` on the S3 store: the same objects copied into a bucket of a
+  `moto_server` started for the run, the origin's cache warmed by one wrk pass first.
+
+Load: `wrk -t2 -cN -dS --latency` with bench/segments.lua cycling through every media
+segment of every rendition (read from the HLS playlists, shuffled). Each target gets a
+short warm-up pass, then the measured run. Reported: requests/s, MB/s, p50/p99 latency,
+errors (socket errors + HTTP >= 400), peak RSS of the server's process tree, and each
+figure relative to nginx. Targets (issue): sori >= 0.5x nginx requests/s, p99 < 50 ms,
+zero errors; with --soak S, sori-local runs under load for S seconds while its RSS is
+sampled every second, to show that memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import speech
+from bench.measure import MB, TreeSampler
+from bench.package_audio import clean_env, sori_command
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "segments.lua"
+NGINX = "/usr/sbin/nginx"
+ASSET_ID = "speech60"
+RPS_TARGET = 0.5
+P99_TARGET_MS = 50.0
+
+
+# --- the packaged store ------------------------------------------------------------------
+
+def packaged_store(minutes: float = 60.0) -> Path:
+    """bench/out/store_{minutes}min holding one asset packaged by `sori package`."""
+    label = f"{minutes:g}".replace(".", "_")
+    store = speech.OUT / f"store_{label}min"
+    if (store / ASSET_ID / "asset.json").exists():
+        return store
+    src = speech.speech_wav(minutes)
+    print(f"packaging {src.name} into {store} (once; cached for later runs)", file=sys.stderr)
+    tmp = store.with_name(store.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run([*sori_command(), "package", str(src), "--id", ASSET_ID],
+                   env=clean_env(SORI_STORAGE_ROOT=str(tmp)), cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    shutil.rmtree(store, ignore_errors=True)
+    tmp.replace(store)
+    return store
+
+
+def segment_paths(store: Path, asset_id: str = ASSET_ID) -> list[str]:
+    """URL paths of every media segment of every rendition, found the way a player finds
+    them (multivariant playlist → media playlists), shuffled with a fixed seed."""
+    base = store / asset_id
+    urls = []
+    for line in (base / "master.m3u8").read_text().splitlines():
+        uri = _uri(line)
+        if uri is None or not uri.endswith(".m3u8"):
+            continue
+        media = base / uri
+        rdir = str(Path(uri).parent)
+        for seg in media.read_text().splitlines():
+            if seg and not seg.startswith("#") and seg.endswith(".m4s"):
+                urls.append(f"/assets/{asset_id}/{rdir}/{seg}")
+    random.Random(1).shuffle(urls)
+    return urls
+
+
+def _uri(line: str) -> str | None:
+    if line.startswith("#"):
+        m = re.search(r'URI="([^"]+)"', line)
+        return m.group(1) if m else None
+    return line.strip() or None
+
+
+# --- processes -----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before {url} "
+                               "answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM the process, then SIGKILL its process group if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+
+def start_sori(name: str, port: int, env: dict[str, str], workers: int, access_log: bool,
+               work: Path) -> Server:
+    log = work / f"{name}.log"
+    env = clean_env(SORI_ORIGIN_WORKERS=str(workers),
+                    SORI_ORIGIN_ACCESS_LOG="true" if access_log else "false", **env)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*sori_command(), "serve", "--host", "127.0.0.1",
+                                 "--port", str(port)], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz", proc)
+    except RuntimeError as e:
+        stop(proc)
+        raise RuntimeError(f"{e}; log: {log.read_text()[-2000:]}") from None
+    return Server(name, proc, base, log)
+
+
+NGINX_CONF = """\
+worker_processes auto;
+{user}
+error_log {prefix}/error.log warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 60s;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    types {{
+        application/vnd.apple.mpegurl m3u8;
+        application/dash+xml mpd;
+        video/iso.segment m4s;
+        audio/mp4 m4a;
+        video/mp4 mp4;
+        text/vtt vtt;
+        image/jpeg jpg jpeg;
+        image/png png;
+        image/webp webp;
+    }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=2048;
+        location /assets/ {{
+            alias {store}/;
+            etag on;
+            add_header Cache-Control "public, max-age=31536000, immutable" always;
+            add_header Access-Control-Allow-Origin "*" always;
+            add_header Access-Control-Expose-Headers "{expose}" always;
+        }}
+        location = /healthz {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def start_nginx(store: Path, port: int, work: Path) -> Server:
+    from origin.cors import EXPOSED_HEADERS
+
+    prefix = work / "nginx"
+    prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    # As root, nginx would drop its workers to `nobody`; keep them able to read the store.
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, store=store.resolve(),
+                                      expose=EXPOSED_HEADERS, user=user))
+    log = prefix / "stderr.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/healthz", proc)
+    except RuntimeError as e:
+        stop(proc)
+        raise RuntimeError(f"{e}; {log.read_text()[-1000:]}") from None
+    return Server("nginx", proc, base, log)
+
+
+def start_moto(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    exe = Path(sys.executable).parent / "moto_server"
+    log = work / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    wait_http(f"http://127.0.0.1:{port}/moto-api/", proc)
+    return proc, f"127.0.0.1:{port}"
+
+
+def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
+    return {"SORI_STORAGE_BACKEND": "s3", "SORI_STORAGE_ENDPOINT": endpoint,
+            "SORI_STORAGE_BUCKET": bucket, "SORI_STORAGE_ACCESS_KEY": "x",
+            "SORI_STORAGE_SECRET_KEY": "x"}
+
+
+def copy_to_s3(store: Path, endpoint: str, bucket: str) -> int:
+    """Upload every object of the local store into the bucket; returns the count."""
+    from sori.config import StorageConfig
+    from storage import LocalStore, S3Store, content_type_for
+
+    async def run() -> int:
+        src = LocalStore(store)
+        dst = S3Store(StorageConfig(backend="s3", endpoint=endpoint, bucket=bucket,
+                                    access_key="x", secret_key="x"))
+        sem = asyncio.Semaphore(8)
+
+        async def one(key: str) -> None:
+            path = src.local_path(key)
+            assert path is not None
+            async with sem:
+                await dst.put_file(key, path, content_type_for(key))
+
+        try:
+            keys = await src.list("")
+            await asyncio.gather(*(one(k) for k in keys))
+            return len(keys)
+        finally:
+            await src.close()
+            await dst.close()
+
+    return asyncio.run(run())
+
+
+# --- load ------------------------------------------------------------------------------------
+
+def run_wrk(base_url: str, urls_file: Path, duration: float, connections: int,
+            threads: int = 2) -> dict[str, Any]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency",
+           "--timeout", "5s", "-s", str(LUA), base_url, "--", str(urls_file)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
+    r: dict[str, Any] = json.loads(line[5:])
+    seconds = r["duration_us"] / 1e6
+    errors = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"]
+    return {
+        "requests": r["requests"],
+        "rps": r["requests"] / seconds,
+        "mb_s": r["bytes"] / MB / seconds,
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
+        "errors": errors,
+        "error_detail": {k: r[k] for k in ("connect", "read", "write", "timeout", "status")},
+        "text": out.stdout,
+    }
+
+
+def measure_target(server: Server, urls_file: Path, duration: float, connections: int,
+                   warm: float, workers: int = 1, max_warm: float = 180.0) -> dict[str, Any]:
+    if server.name == "nginx":
+        warm_info = {"requests": run_wrk(server.base_url, urls_file, warm, connections)[
+            "requests"] if warm > 0 else 0, "seconds": warm}
+    else:
+        warm_info = warm_cache(server, urls_file, connections, warm, workers, max_warm)
+    before = worker_caches(server, workers)
+    with TreeSampler(server.proc.pid, interval=0.5) as sampler:
+        result = run_wrk(server.base_url, urls_file, duration, connections)
+    after = worker_caches(server, workers)
+    result["name"] = server.name
+    result["rss_peak_mb"] = sampler.peak / MB
+    result["warm"] = warm_info
+    if after:
+        result["cache"] = {"workers_seen": len(after),
+                           "misses_during_run": sum(m for _h, m, _b in after)
+                           - sum(m for _h, m, _b in before),
+                           "hits_during_run": sum(h for h, _m, _b in after)
+                           - sum(h for h, _m, _b in before),
+                           "mb_held": [round(b / MB) for _h, _m, b in after]}
+    return result
+
+
+def _metrics(server: Server) -> tuple[float, float, float] | None:
+    """(cache hits, cache misses, cache bytes) from /metrics of whichever worker answers
+    (each request opens a new connection, which the kernel hands to any worker)."""
+    try:
+        with urllib.request.urlopen(server.base_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    vals = []
+    for name in ("sori_cache_hits_total", "sori_cache_misses_total", "sori_cache_bytes"):
+        m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+        vals.append(float(m.group(1)) if m else 0.0)
+    return vals[0], vals[1], vals[2]
+
+
+def worker_caches(server: Server, workers: int, polls: int = 40) -> list[tuple[float, ...]]:
+    """The cache counters of every worker while the server is idle: distinct answers of
+    repeated /metrics polls (an idle worker's counters do not move). /metrics requests
+    are not media requests, so polling does not change them."""
+    seen: set[tuple[float, ...]] = set()
+    for _ in range(polls):
+        m = _metrics(server)
+        if m is not None:
+            seen.add(m)
+        if len(seen) >= workers:
+            break
+    return sorted(seen)
+
+
+def warm_cache(server: Server, urls_file: Path, connections: int, round_s: float,
+               workers: int, max_s: float) -> dict[str, Any]:
+    """Load the server in rounds until a round adds (almost) no cache miss in any worker,
+    i.e. every worker holds every segment: the "warm cache" state."""
+    t0 = time.monotonic()
+    requests = rounds = 0
+    prev = sum(m for _h, m, _b in worker_caches(server, workers))
+    round_s = max(round_s, 1.0)
+    while True:
+        r = run_wrk(server.base_url, urls_file, round_s, connections)
+        requests += r["requests"]
+        rounds += 1
+        cur = sum(m for _h, m, _b in worker_caches(server, workers))
+        new = cur - prev
+        prev = cur
+        if new <= 0.001 * r["requests"] or time.monotonic() - t0 > max_s:
+            return {"requests": requests, "rounds": rounds,
+                    "seconds": round(time.monotonic() - t0, 1), "misses_last_round": new}
+
+
+def soak(server: Server, urls_file: Path, seconds: float, connections: int,
+         warm: float, workers: int) -> dict[str, Any]:
+    before, _ = _tree_now(server)
+    warm_cache(server, urls_file, connections, warm, workers, 180.0)
+    after_warm, _ = _tree_now(server)
+    with TreeSampler(server.proc.pid, interval=1.0) as sampler:
+        result = run_wrk(server.base_url, urls_file, seconds, connections)
+    samples = [b for _t, b in sampler.samples]
+    first = samples[: max(1, len(samples) // 6)]
+    last = samples[-max(1, len(samples) // 6):]
+    start_avg, end_avg = sum(first) / len(first), sum(last) / len(last)
+    growth = (end_avg - start_avg) / start_avg if start_avg else 0.0
+    return {
+        "seconds": seconds,
+        "rss_idle_mb": before / MB,
+        "rss_after_warm_mb": after_warm / MB,
+        "rss_start_mb": samples[0] / MB if samples else 0.0,
+        "rss_peak_mb": max(samples) / MB if samples else 0.0,
+        "rss_end_mb": samples[-1] / MB if samples else 0.0,
+        "growth_first_to_last_sixth": growth,
+        "flat": abs(growth) < 0.05,
+        "rss_series_mb": [round(b / MB, 1) for b in samples],
+        "rps": result["rps"],
+        "p99_ms": result["p99_ms"],
+        "errors": result["errors"],
+    }
+
+
+def _tree_now(server: Server) -> tuple[int, int]:
+    from bench.measure import tree_rss
+
+    total, names = tree_rss(server.proc.pid)
+    return total, sum(names.values())
+
+
+def header_check(nginx: Server, sori: Server, path: str) -> dict[str, Any]:
+    """The response headers of both for one segment, and the names only one of them sends."""
+    def heads(base: str) -> dict[str, str]:
+        with urllib.request.urlopen(base + path, timeout=5) as r:
+            return {k.lower(): v for k, v in r.headers.items()}
+    a, b = heads(nginx.base_url), heads(sori.base_url)
+    skip = {"server", "date", "connection", "keep-alive", "x-cache"}
+    return {"nginx": a, "sori": b,
+            "only_sori": sorted(set(b) - set(a) - skip),
+            "only_nginx": sorted(set(a) - set(b) - skip)}
+
+
+# --- main ------------------------------------------------------------------------------------
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    for tool in ("wrk",):
+        if shutil.which(tool) is None:
+            raise SystemExit("bench: wrk is required (apt-get install wrk)")
+    if not Path(NGINX).exists():
+        raise SystemExit(f"bench: {NGINX} is required (apt-get install nginx-light)")
+    store = packaged_store(args.minutes)
+    urls = segment_paths(store)
+    work = Path(tempfile.mkdtemp(prefix="sori-bench-origin-"))
+    urls_file = work / "urls.txt"
+    urls_file.write_text("\n".join(urls) + "\n")
+    sizes = [os.path.getsize(store / u[len("/assets/"):]) for u in urls]
+    info: dict[str, Any] = {
+        "benchmark": "origin", "store": str(store), "segments": len(urls),
+        "segment_kb_mean": sum(sizes) / len(sizes) / 1024, "segments_mb": sum(sizes) / MB,
+        "duration_s": args.duration, "connections": args.connections, "wrk_threads": 2,
+        "access_log": args.access_log, "cpu_count": os.cpu_count(),
+        "load_before": os.getloadavg(),
+    }
+    rows: list[dict[str, Any]] = []
+    moto = None
+    try:
+        nginx = start_nginx(store, free_port(), work)
+        try:
+            rows.append(measure_target(nginx, urls_file, args.duration, args.connections,
+                                       args.warm))
+            probe = None
+            for w in args.workers:
+                local = start_sori(f"sori-local w{w}", free_port(),
+                                   {"SORI_STORAGE_ROOT": str(store)}, w, args.access_log, work)
+                try:
+                    if probe is None:
+                        probe = header_check(nginx, local, urls[0])
+                    rows.append(measure_target(local, urls_file, args.duration,
+                                               args.connections, args.warm, w))
+                finally:
+                    stop(local.proc)
+            info["headers"] = probe
+        finally:
+            stop(nginx.proc)
+        if not args.no_s3:
+            moto, endpoint = start_moto(work)
+            t0 = time.monotonic()
+            count = copy_to_s3(store, endpoint, "media")
+            info["s3_upload"] = {"objects": count, "seconds": time.monotonic() - t0}
+            for w in args.workers:
+                s3 = start_sori(f"sori-s3 w{w}", free_port(), s3_env(endpoint, "media"), w,
+                                args.access_log, work)
+                try:
+                    rows.append(measure_target(s3, urls_file, args.duration, args.connections,
+                                               args.warm, w))
+                finally:
+                    stop(s3.proc)
+        if args.soak:
+            w = max(args.workers)
+            local = start_sori(f"sori-local w{w} soak", free_port(),
+                               {"SORI_STORAGE_ROOT": str(store)}, w, args.access_log, work)
+            try:
+                info["soak"] = soak(local, urls_file, args.soak, args.connections, args.warm,
+                                    w)
+                info["soak"]["workers"] = w
+            finally:
+                stop(local.proc)
+    finally:
+        if moto is not None:
+            stop(moto)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    info["load_after"] = os.getloadavg()
+    base = rows[0]
+    for r in rows:
+        r["rps_vs_nginx"] = r["rps"] / base["rps"] if base["rps"] else 0.0
+        r.pop("text", None)
+        if r["name"] != "nginx":
+            r["pass"] = {"rps": r["rps_vs_nginx"] >= RPS_TARGET,
+                         "p99": r["p99_ms"] < P99_TARGET_MS, "errors": r["errors"] == 0}
+    info["results"] = rows
+    return info
+
+
+def print_report(r: dict[str, Any]) -> None:
+    print(f"store: {r['store']}: {r['segments']} media segments over 3 renditions, mean "
+          f"{r['segment_kb_mean']:.0f} KB, {r['segments_mb']:.0f} MB in all")
+    print(f"wrk -t{r['wrk_threads']} -c{r['connections']} -d{r['duration_s']:g}s, "
+          f"{r['cpu_count']} cores shared by server and wrk; sori access log "
+          f"{'on' if r['access_log'] else 'off'}; load average before "
+          f"{r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}")
+    if "s3_upload" in r:
+        u = r["s3_upload"]
+        print(f"S3: moto_server, {u['objects']} objects uploaded in {u['seconds']:.1f} s")
+    head = (f"{'target':<16} {'req/s':>9} {'MB/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'errors':>6} {'RSS MB':>7} {'vs nginx':>8}  targets (>=0.5x, p99<50ms, 0 err)")
+    print(head)
+    print("-" * len(head))
+    for row in r["results"]:
+        verdict = ""
+        if "pass" in row:
+            p = row["pass"]
+            verdict = "  " + " ".join(
+                f"{k}:{'PASS' if v else 'MISS'}" for k, v in p.items())
+        print(f"{row['name']:<16} {row['rps']:>9.0f} {row['mb_s']:>8.1f} {row['p50_ms']:>7.2f} "
+              f"{row['p99_ms']:>7.2f} {row['errors']:>6} {row['rss_peak_mb']:>7.0f} "
+              f"{row['rps_vs_nginx']:>7.2f}x{verdict}")
+    for row in r["results"]:
+        c, w = row.get("cache"), row["warm"]
+        if c:
+            print(f"  {row['name']}: warm-up {w['requests']} requests in {w['rounds']} rounds "
+                  f"({w['seconds']:.0f} s); during the run {c['hits_during_run']:.0f} cache "
+                  f"hits, {c['misses_during_run']:.0f} misses over {c['workers_seen']} "
+                  f"worker(s) holding {c['mb_held']} MB")
+        if row["errors"]:
+            print(f"  {row['name']} errors: {row['error_detail']}")
+    hd = r.get("headers")
+    if hd:
+        print(f"headers only sori sends: {', '.join(hd['only_sori']) or '-'}; "
+              f"only nginx sends: {', '.join(hd['only_nginx']) or '-'}")
+    s = r.get("soak")
+    if s:
+        print(f"soak: sori-local w{s['workers']} for {s['seconds']:g} s: RSS (tree) idle "
+              f"{s['rss_idle_mb']:.0f} MB, after warm-up {s['rss_after_warm_mb']:.0f} MB; "
+              f"during: start {s['rss_start_mb']:.0f}, peak {s['rss_peak_mb']:.0f}, end "
+              f"{s['rss_end_mb']:.0f} MB; first-to-last-sixth growth "
+              f"{100 * s['growth_first_to_last_sixth']:+.1f}% -> "
+              f"{'FLAT (PASS)' if s['flat'] else 'GROWING (MISS)'}; "
+              f"{s['rps']:.0f} req/s, p99 {s['p99_ms']:.1f} ms, {s['errors']} errors")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.origin", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--workers", default="1,2",
+                    help="comma-separated sori worker counts to try (default 1,2)")
+    ap.add_argument("--warm", type=float, default=3.0,
+                    help="seconds per warm-up round; sori is loaded in rounds until a round "
+                         "adds no cache miss in any worker (nginx gets one round)")
+    ap.add_argument("--soak", type=float, default=0.0,
+                    help="also run sori-local under load this many seconds, sampling RSS")
+    ap.add_argument("--minutes", type=float, default=60.0, help="length of the packaged asset")
+    ap.add_argument("--access-log", action="store_true", help="keep sori's access log on")
+    ap.add_argument("--no-s3", action="store_true", help="skip the S3 store runs")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    args.workers = [int(w) for w in str(args.workers).split(",") if w.strip()]
+    result = bench(args)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
