@@ -10,9 +10,14 @@
 //   "hls": ["id", ...],                      assets to play through hls.js (first: the audio one)
 //   "quality": "id",                         asset whose rendition is switched through the menu
 //   "dash": ["id", ...],                     assets to play through dash.js
+//   "videos": ["id", ...],                   mode "video": video assets, each played through
+//   "steady": 3,                             hls.js for `steady` seconds of measured playback
+//   "attempts": 3,                           mode "video": steady runs at most per asset
+//   "thumbs": ["id", ...],                   mode "video": assets whose seek bar is hovered
 // }
 // Output: {"checks": [{"name", "ok", "detail"}], "screenshots": [...], "pageErrors": [...],
-//          "consoleErrors": [...], "fatalErrors": [...]}. The caller asserts; this script only
+//          "consoleErrors": [...], "fatalErrors": [...], "videos": {id: measurements} (mode
+//          "video"), "gallery": [{id, src, loaded, ...}] (mode "video")}. The caller asserts; this script only
 // exits non-zero when it could not run at all.
 
 import fs from 'node:fs';
@@ -283,6 +288,178 @@ async function runPlay(browser) {
   await page.context().close();
 }
 
+/** Decoder counters and what the element shows, in one evaluate. */
+const quality = (page) => page.evaluate(() => {
+  const p = window.soriPlayer;
+  const v = p.video;
+  const q = v.getVideoPlaybackQuality();
+  return {
+    wall: performance.now(), t: v.currentTime, paused: v.paused, readyState: v.readyState,
+    total: q.totalVideoFrames, dropped: q.droppedVideoFrames, corrupted: q.corruptedVideoFrames,
+    width: v.videoWidth, height: v.videoHeight, level: p.currentLevel(),
+    audioBytes: v.webkitAudioDecodedByteCount ?? null, videoBytes: v.webkitVideoDecodedByteCount ?? null,
+    audioTracks: p.hls ? p.hls.audioTracks.length : null,
+  };
+});
+
+/** The gallery: every video card shows its asset's poster, and the image really loaded. */
+async function galleryPosters(page) {
+  const cards = await page.evaluate(async () => {
+    const out = [];
+    const { assets } = await (await fetch('/v1/assets')).json();
+    for (const asset of assets) {
+      const img = document.querySelector(`.card[data-asset-id="${CSS.escape(asset.id)}"] img.card-poster`);
+      if (img) {
+        img.scrollIntoView({ block: 'center' }); // the posters load lazily
+        if (!img.complete) await new Promise((r) => { img.onload = r; img.onerror = r; setTimeout(r, 5000); });
+        if (img.decode) await img.decode().catch(() => {});
+      }
+      out.push({
+        id: asset.id, kind: asset.kind, poster: asset.poster || null,
+        src: img ? img.getAttribute('src') : null, loaded: Boolean(img && img.complete && img.naturalWidth > 0),
+        naturalWidth: img ? img.naturalWidth : 0, naturalHeight: img ? img.naturalHeight : 0,
+      });
+    }
+    window.scrollTo(0, 0);
+    return out;
+  });
+  out.gallery = cards;
+  for (const c of cards.filter((x) => x.kind === 'video')) {
+    check(`gallery ${c.id}: the card shows the loaded poster`, c.poster && c.src === c.poster && c.loaded, c);
+  }
+}
+
+/** Log every presented frame (requestVideoFrameCallback) so a drop can be told apart: a gap
+ *  in the media timeline (the stream skips a frame) or in presentation (the machine was late). */
+async function watchFrames(page) {
+  await page.evaluate(() => {
+    const v = window.soriPlayer.video;
+    const log = [];
+    const frames = { stop: false, log };
+    frames.summary = () => {
+      let maxMediaGap = 0, maxWallGap = 0, skipped = 0;
+      const dropsAt = []; // media time of the frame shown when the drop counter went up
+      for (let i = 1; i < log.length; i++) {
+        if (log[i].dropped > log[i - 1].dropped) dropsAt.push(log[i].media);
+        maxMediaGap = Math.max(maxMediaGap, log[i].media - log[i - 1].media);
+        maxWallGap = Math.max(maxWallGap, log[i].now - log[i - 1].now);
+        skipped += Math.max(0, log[i].presented - log[i - 1].presented - 1);
+      }
+      return { count: log.length, maxMediaGap, maxWallGap, skipped, dropsAt,
+        first: log[0]?.media ?? null, last: log[log.length - 1]?.media ?? null };
+    };
+    window.__frames = frames;
+    if (!v.requestVideoFrameCallback) return;
+    const onFrame = (now, meta) => {
+      log.push({ now, media: meta.mediaTime, presented: meta.presentedFrames,
+        dropped: v.getVideoPlaybackQuality().droppedVideoFrames });
+      if (!frames.stop) v.requestVideoFrameCallback(onFrame);
+    };
+    v.requestVideoFrameCallback(onFrame);
+  });
+}
+
+/** Play one video asset through the page and measure the decoder over a steady stretch.
+ *
+ *  The steady part starts after the first second: start-up (and hls.js's first level switch)
+ *  may hiccup, the run after that may not. A dropped frame is the renderer being late, which a
+ *  stream defect causes every time and a loaded machine now and then; so a run with drops is
+ *  measured again from the start (all buffered by then, `attempts` runs at most) and every
+ *  run is reported. */
+async function measureVideo(page, id, steady, attempts) {
+  const name = `video ${id}`;
+  await open(page, `?asset=${encodeURIComponent(id)}`);
+  const s = await startByUi(page, name);
+  check(`${name}: played by hls.js`, s.engine === 'hls.js', { engine: s.engine });
+  const start = await quality(page);
+  const runs = [];
+  for (let n = 0; n < attempts; n++) {
+    if (n > 0) {
+      await watchEvents(page);
+      await page.evaluate(() => { window.soriPlayer.video.currentTime = 0; });
+      await page.waitForFunction(() => window.__events.some((e) => e.name === 'seeked'), null, { timeout: 10000 }).catch(() => {});
+    }
+    await page.waitForFunction(() => window.soriPlayer.video.currentTime >= 1.0 && !window.soriPlayer.video.seeking,
+      null, { timeout: 10000 }).catch(() => {});
+    await watchEvents(page);
+    await watchFrames(page);
+    const from = await quality(page);
+    await page.waitForTimeout(steady * 1000);
+    const to = await quality(page);
+    const frames = await page.evaluate(() => { window.__frames.stop = true; return window.__frames.summary(); });
+    const events = (await state(page)).events.map((e) => e.name);
+    if (n === 0) await shot(page, `video-playing-${id}`);
+    runs.push({ from, to, events, frames, dropped: to.dropped - from.dropped });
+    if (to.dropped === from.dropped) break;
+  }
+  const judged = runs[runs.length - 1];
+  const { from, to, events } = judged;
+  const levels = await page.evaluate(() => window.soriPlayer.levels());
+  out.videos[id] = { start, from, to, events, frames: judged.frames, levels, runs };
+  check(`${name}: frames decoded during the steady run`, to.total > from.total && from.total >= start.total,
+    { start: start.total, from: from.total, to: to.total });
+  check(`${name}: no frame dropped during a steady run`, judged.dropped === 0,
+    { runs: runs.map((r) => ({ dropped: r.dropped, frames: r.frames })) });
+  check(`${name}: time advances steadily`, to.t - from.t > 0.8 * steady && !to.paused, { from: from.t, to: to.t });
+  check(`${name}: no stall during the steady run`, !events.includes('waiting'), { events });
+  await noFatal(page, name);
+  return to;
+}
+
+/** The seek bar's preview shows a tile of the sprite sheet, and the sheet loaded. */
+async function spritePreview(page, id) {
+  await thumbnailsOnHover(page, `video ${id}`);
+  const box = await page.locator('.seek-input').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  await page.waitForSelector('.seek-preview.has-image:not([hidden])', { timeout: 5000 }).catch(() => {});
+  const info = await page.evaluate(async () => {
+    const img = document.querySelector('.seek-preview-img');
+    const style = getComputedStyle(img);
+    const m = /url\("?([^")]+)"?\)/.exec(style.backgroundImage || '');
+    const sheet = { url: m ? m[1] : null, width: 0, height: 0 };
+    if (sheet.url) {
+      const probe = new Image();
+      probe.src = sheet.url;
+      await probe.decode().catch(() => {});
+      sheet.width = probe.naturalWidth;
+      sheet.height = probe.naturalHeight;
+    }
+    return {
+      sheet, position: style.backgroundPosition, boxWidth: img.offsetWidth, boxHeight: img.offsetHeight,
+      visible: !document.querySelector('.seek-preview').hidden,
+      thumbnails: window.soriPlayer.asset.thumbnails,
+    };
+  });
+  await shot(page, `video-thumbnail-${id}`);
+  out.previews[id] = info;
+  check(`video ${id}: the preview is a tile of a loaded sprite sheet`,
+    info.visible && info.sheet.width > 0 && info.sheet.width >= info.boxWidth && info.sheet.height >= info.boxHeight
+    && info.boxWidth > 0, info);
+  await page.mouse.move(640, 200);
+}
+
+async function runVideo(browser) {
+  out.videos = {};
+  out.previews = {};
+  const thumbs = [].concat(scenario.thumbs || []);
+  const page = await newPage(browser, DESKTOP, 'desktop');
+  await open(page);
+  const cards = await page.locator('.card').count();
+  check('desktop: the library lists every asset', cards === scenario.videos.length, { cards });
+  await galleryPosters(page);
+  await page.evaluate(() => document.querySelector('#gallery').scrollIntoView({ block: 'start' }));
+  await shot(page, 'video-gallery');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.setViewportSize({ width: 1280, height: 1400 });
+  await shot(page, 'video-gallery-tall');
+  await page.setViewportSize(DESKTOP.viewport);
+  for (const id of scenario.videos) {
+    await measureVideo(page, id, scenario.steady ?? 3, scenario.attempts ?? 3);
+    if (thumbs.includes(id)) await spritePreview(page, id);
+  }
+  await page.context().close();
+}
+
 async function runEmpty(browser) {
   for (const [label, device] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     const page = await newPage(browser, device, label);
@@ -298,6 +475,7 @@ async function runEmpty(browser) {
 const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
 try {
   if (scenario.mode === 'empty') await runEmpty(browser);
+  else if (scenario.mode === 'video') await runVideo(browser);
   else await runPlay(browser);
 } catch (err) {
   check('driver ran to the end', false, { error: String(err.stack || err) });
