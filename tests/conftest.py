@@ -36,7 +36,7 @@ from storage import LocalStore, S3Store, Store
 # The DASH-MPD schema every MPD is validated against, kept in the repository (tests/schemas)
 # so that a clean clone needs no sibling folder and no network.
 DASH_XSD = Path(__file__).resolve().parent / "schemas" / "dash" / "DASH-MPD.xsd"
-os.environ.setdefault("SORI_DASH_SCHEMA", str(DASH_XSD))
+os.environ.setdefault("SORI_TEST_DASH_SCHEMA", str(DASH_XSD))
 
 # --- S3 test servers -------------------------------------------------------------------
 

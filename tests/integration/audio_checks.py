@@ -13,7 +13,7 @@ from lxml import etree
 from manifests import boxes, layout
 from storage.base import Store
 
-SCHEMA_PATH = Path(os.environ.get("SORI_DASH_SCHEMA", Path(__file__).resolve().parents[1]
+SCHEMA_PATH = Path(os.environ.get("SORI_TEST_DASH_SCHEMA", Path(__file__).resolve().parents[1]
                                    / "schemas" / "dash" / "DASH-MPD.xsd"))
 _schema: etree.XMLSchema | None = None
 

@@ -26,7 +26,7 @@ from packager.errors import InvalidInput
 from sori.config import PackagerConfig
 from storage import LocalStore
 
-SCHEMA = Path(os.environ.get("SORI_DASH_SCHEMA", "/work/shared/schemas/dash/DASH-MPD.xsd"))
+SCHEMA = Path(os.environ.get("SORI_TEST_DASH_SCHEMA", "/work/shared/schemas/dash/DASH-MPD.xsd"))
 SECONDS = 7
 # superfast: quicker than the default preset, still with B-frames (negative CTS offsets)
 CFG = dataclasses.replace(PackagerConfig(), segment_duration=2.0, x264_preset="superfast")
