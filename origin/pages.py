@@ -35,6 +35,7 @@ PAGE_FILES: Final[dict[str, str]] = {
     "stats.js": JS,
     "thumbnails.js": JS,
     "util.js": JS,
+    "upload.js": JS,
     "style.css": CSS,
     "favicon.svg": SVG,
 }

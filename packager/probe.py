@@ -140,7 +140,7 @@ async def probe(path: Path, *, max_duration: float, kind: str = "auto") -> Probe
         "--", str(path)])
     if code != 0:
         detail = err.strip().splitlines()[-1] if err.strip() else "unreadable"
-        detail = detail.replace(str(path), name)
+        detail = detail.replace(f"{path}: ", "").replace(str(path), name)
         raise InvalidInput(f"{name}: not a media file ffmpeg can read ({detail})")
     try:
         result = parse(path, size, json.loads(out or b"{}"))

@@ -9,6 +9,7 @@ import { PlayerController } from './controller.js';
 import { Controls } from './controls.js';
 import { StatsOverlay } from './stats.js';
 import { loadThumbnails } from './thumbnails.js';
+import { setupUpload } from './upload.js';
 import { el, formatTime, formatDate, store } from './util.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -157,7 +158,7 @@ document.addEventListener('keydown', (e) => {
   if (controls.handleKey(e)) e.preventDefault();
 });
 
-async function loadLibrary() {
+async function loadLibrary(preferId = null) {
   galleryNode.setAttribute('aria-busy', 'true');
   try {
     state.assets = await listAssets();
@@ -174,7 +175,7 @@ async function loadLibrary() {
     select(asset, { play: true });
     panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
   });
-  const wanted = state.assets.find((a) => a.id === params.get('asset'));
+  const wanted = state.assets.find((a) => a.id === (preferId || params.get('asset')));
   const first = wanted || state.assets.find((a) => a.state !== 'failed');
   if (first) select(first);
   else panel.hidden = true;
@@ -183,6 +184,15 @@ async function loadLibrary() {
 
 renderEngineToggle();
 const ready = loadLibrary();
+setupUpload({
+  button: $('#upload'),
+  input: $('#upload-input'),
+  status: $('#upload-status'),
+  onDone: async (id) => {
+    await loadLibrary(id);
+    panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  },
+});
 
 // ---- test hook: a small, stable surface for the end-to-end tests --------------------------
 

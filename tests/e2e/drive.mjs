@@ -6,7 +6,7 @@
 //   "base": "http://127.0.0.1:PORT",        the origin
 //   "artifacts": "/abs/dir",                 where screenshots go
 //   "chromium": "/usr/bin/chromium",
-//   "mode": "play" | "empty",                "empty": only the empty library
+//   "mode": "play" | "empty" | "video" | "upload",  "upload": "file" through the page's button                "empty": only the empty library
 //   "hls": ["id", ...],                      assets to play through hls.js (first: the audio one)
 //   "quality": "id",                         asset whose rendition is switched through the menu
 //   "dash": ["id", ...],                     assets to play through dash.js
@@ -472,10 +472,39 @@ async function runEmpty(browser) {
   }
 }
 
+async function runUpload(browser) {
+  // Upload a file through the page's button, follow the job to "ready", and play the result.
+  const page = await newPage(browser, DESKTOP, 'desktop');
+  await open(page);
+  const before = await page.locator('.card').count();
+  await page.setInputFiles('#upload-input', scenario.file);
+  const status = page.locator('#upload-status');
+  await page.waitForFunction(() => {
+    const s = document.querySelector('#upload-status');
+    return s && (s.dataset.kind === 'ok' || s.dataset.kind === 'error');
+  }, null, { timeout: 90000 });
+  const kind = await status.getAttribute('data-kind');
+  const text = await status.textContent();
+  await shot(page, `desktop-upload-${kind}`);
+  if (scenario.expectError) {
+    check('upload: a bad file ends with the job\'s error on the page',
+      kind === 'error' && text.includes(scenario.expectError), { kind, text });
+    check('upload: a failed upload adds no asset', await page.locator('.card').count() === before, {});
+  } else {
+    check('upload: the page reports the new asset ready', kind === 'ok', { kind, text });
+    await page.waitForFunction((n) => document.querySelectorAll('.card').length === n, before + 1);
+    const current = await page.evaluate(() => window.soriPlayer.asset && window.soriPlayer.asset.id);
+    check('upload: the new asset is selected', current === scenario.expectId, { current });
+    await startByUi(page, `upload ${current}`);
+  }
+  await page.context().close();
+}
+
 const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
 try {
   if (scenario.mode === 'empty') await runEmpty(browser);
   else if (scenario.mode === 'video') await runVideo(browser);
+  else if (scenario.mode === 'upload') await runUpload(browser);
   else await runPlay(browser);
 } catch (err) {
   check('driver ran to the end', false, { error: String(err.stack || err) });

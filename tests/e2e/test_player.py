@@ -231,5 +231,25 @@ def test_empty_library_has_a_friendly_page(tmp_path: Path) -> None:
     _assert_all_passed(result)
 
 
+def test_upload_through_the_page(tmp_path: Path) -> None:
+    """A user uploads a recording with the page's button; it is packaged and plays. A file
+    that is not media ends with the job's error on the page and adds nothing."""
+    _check_tools()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (tmp_path / "store").mkdir()
+    wav = _speech(tmp_path / "my-recording.wav", SECOND_SPEECH, "en-us", minimum=5.0)
+    bogus = tmp_path / "notes.wav"
+    bogus.write_text("not audio at all\n" * 50)
+    with _serve(tmp_path / "store", tmp_path / "serve.log") as base:
+        good = _drive({"base": base, "mode": "upload", "file": str(wav),
+                       "expectId": "my-recording"})
+        bad = _drive({"base": base, "mode": "upload", "file": str(bogus),
+                      "expectError": "not a media file"})
+    for result in (good, bad):
+        _assert_all_passed(result)
+    names = {c["name"] for c in good["checks"]}
+    assert {"upload: the new asset is selected", "upload my-recording: time advances"} <= names
+
+
 if __name__ == "__main__":  # pragma: no cover - convenience: python tests/e2e/test_player.py
     sys.exit(pytest.main([__file__, "-v"]))
