@@ -54,18 +54,25 @@ def target_duration(durations: Iterable[float]) -> int:
     return max(1, math.ceil(longest - 1e-6))
 
 
-def media_playlist(r: Rendition, *, ended: bool = True) -> str:
-    """A VOD media playlist of CMAF segments."""
-    durations = [r.seconds(s.duration) for s in r.segments]
-    lines = [
+def _vod_header(r: Rendition, durations: list[float], *, iframes_only: bool = False
+                ) -> list[str]:
+    """The tags that open every VOD media playlist, up to and including EXT-X-MAP."""
+    return [
         tags.EXTM3U,
         f"{tags.VERSION}:{tags.PLAYLIST_VERSION}",
         f"{tags.TARGETDURATION}:{target_duration(durations)}",
         f"{tags.MEDIA_SEQUENCE}:{r.segments[0].number if r.segments else 1}",
         f"{tags.PLAYLIST_TYPE}:VOD",
+        *([tags.I_FRAMES_ONLY] if iframes_only else []),
         tags.INDEPENDENT_SEGMENTS,
         f'{tags.MAP}:URI="{layout.INIT}"',
     ]
+
+
+def media_playlist(r: Rendition, *, ended: bool = True) -> str:
+    """A VOD media playlist of CMAF segments."""
+    durations = [r.seconds(s.duration) for s in r.segments]
+    lines = _vod_header(r, durations)
     for seg, seconds in zip(r.segments, durations, strict=True):
         lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
         lines.append(layout.segment_name(seg.number))
@@ -82,16 +89,7 @@ def iframe_playlist(r: Rendition) -> str:
     up to the next I-frame.
     """
     durations = [r.seconds(s.duration) for s in r.segments]
-    lines = [
-        tags.EXTM3U,
-        f"{tags.VERSION}:{tags.PLAYLIST_VERSION}",
-        f"{tags.TARGETDURATION}:{target_duration(durations)}",
-        f"{tags.MEDIA_SEQUENCE}:{r.segments[0].number if r.segments else 1}",
-        f"{tags.PLAYLIST_TYPE}:VOD",
-        tags.I_FRAMES_ONLY,
-        tags.INDEPENDENT_SEGMENTS,
-        f'{tags.MAP}:URI="{layout.INIT}"',
-    ]
+    lines = _vod_header(r, durations, iframes_only=True)
     for seg, seconds in zip(r.segments, durations, strict=True):
         lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
         lines.append(f"{tags.BYTERANGE}:{seg.iframe_length}@{seg.iframe_offset}")

@@ -8,7 +8,6 @@ dropping priming and pre/post-roll frames, and cut into segments at the boundari
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -67,14 +66,7 @@ async def encode(src: Path, stream_index: int, duration: float, rungs: list[Audi
         elif code != 0:
             raise PackagerError(f"ffmpeg failed encoding audio: {stderr.strip()[-300:]}")
 
-    tasks = [asyncio.create_task(one(c)) for c in chunks]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    await process.run_all(*(one(c) for c in chunks))
     return chunks, files
 
 

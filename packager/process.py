@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from packager.errors import PackagerError
 
@@ -69,3 +70,16 @@ async def run_json(args: Sequence[str]) -> tuple[int, bytes, str]:
             proc.kill()
         raise
     return proc.returncode or 0, out, err.decode("utf-8", "replace")
+
+
+async def run_all(*aws: Awaitable[Any]) -> list[Any]:
+    """Run awaitables together; if one fails (or the caller is cancelled), cancel the others
+    and wait for them, so that no ffmpeg outlives the failure, then re-raise."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -90,17 +90,8 @@ async def build(info: ProbeResult, cfg: PackagerConfig, work: Path, asset_id: st
         if code != 0:
             _raise_ffmpeg(info.path.name, stderr, code)
 
-    video_task = asyncio.create_task(encode_video())
-    audio_task = (asyncio.create_task(_encode_audio(info, cfg, work / "aenc", extra))
-                  if info.audio is not None else None)
-    tasks: list[asyncio.Task[Any]] = [video_task] + ([audio_task] if audio_task else [])
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    audio_job = _encode_audio(info, cfg, work / "aenc", extra) if info.audio is not None else None
+    results = await process.run_all(encode_video(), *([audio_job] if audio_job else []))
     report(1.0)
     finish = phase("mux", _FINISH)
 
@@ -123,8 +114,8 @@ async def build(info: ProbeResult, cfg: PackagerConfig, work: Path, asset_id: st
 
     renditions = list(videos)
     audio_file: Path | None = None
-    if audio_task is not None:
-        chunks, chunk_files, audio_duration = audio_task.result()
+    if audio_job is not None:
+        chunks, chunk_files, audio_duration = results[1]
         first = splits[0]
         boundaries = [Fraction(t, first.timescale) for t in first.starts[1:]]
         boundaries += _beyond(Fraction(first.duration, first.timescale),
