@@ -33,8 +33,8 @@ from aiohttp import web
 from yarl import URL
 
 from manifests import layout
-from origin import auth, sse, uploads
 from origin import headers as h
+from origin import sse, uploads
 from origin.app import MEDIA_KEY
 from origin.errors import json_error, register_error
 from origin.jobs import JobManager
@@ -67,7 +67,6 @@ def setup(app: web.Application) -> None:
     app[JOBS_KEY] = JobManager(app[STORE_KEY], cfg.packager,
                                concurrency=cfg.origin.job_concurrency,
                                registry=metrics_of(app).registry)
-    auth.setup(app)
     r = app.router
     r.add_get("/v1/assets", list_assets, name="api-assets")
     r.add_post("/v1/assets", upload_asset, name="api-upload")

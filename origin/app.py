@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from origin import errors, ops
+from origin import auth, errors, ops
 from origin import headers as h
 from origin.accesslog import AccessLog
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
@@ -88,7 +88,9 @@ def _register_optional(app: web.Application) -> None:
 async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     t0 = time.perf_counter()
     try:
-        resp = await handler(request)
+        refused = (auth.check(request, request.app[CONFIG_KEY].security.api_keys)
+                   if request.method in auth.WRITE_METHODS else None)
+        resp = refused if refused is not None else await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             _finish(request, exc, t0)
