@@ -2,10 +2,16 @@
 
 export class ApiError extends Error {}
 
+// The page's inline script starts GET /v1/assets before the modules load; the first
+// listing uses that response, later ones (after an upload) fetch again.
+let earlyAssets = window.soriAssetsRequest || null;
+
 async function getJSON(url) {
   let res;
   try {
-    res = await fetch(url, { headers: { Accept: 'application/json' } });
+    const early = url === '/v1/assets' ? earlyAssets : null;
+    if (early) earlyAssets = null;
+    res = (early && await early) || await fetch(url, { headers: { Accept: 'application/json' } });
   } catch {
     throw new ApiError('The server could not be reached. Check that `sori serve` is running.');
   }

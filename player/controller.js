@@ -8,6 +8,19 @@
 import { loadScript, renditionLabel } from './util.js';
 
 const DASH_SCRIPT = '/vendor/dash.all.min.js';
+const HLS_SCRIPT = '/vendor/hls.min.js';
+
+/** Resolves once the page's async hls.js script has run or failed (_loadHls then says
+ *  which); loads it itself if the page has no such tag. */
+function hlsScriptSettled() {
+  if (window.Hls || window.soriHlsFailed) return Promise.resolve();
+  const tag = document.querySelector(`script[src="${HLS_SCRIPT}"]`);
+  if (!tag) return loadScript(HLS_SCRIPT).catch(() => {});
+  return new Promise((resolve) => {
+    tag.addEventListener('load', resolve, { once: true });
+    tag.addEventListener('error', resolve, { once: true });
+  });
+}
 const MAX_NETWORK_RETRIES = 5;
 const MEDIA_RECOVERY_WINDOW_MS = 3000;
 
@@ -33,8 +46,12 @@ export class PlayerController extends EventTarget {
     this.destroy();
     const generation = ++this._generation;
     this.asset = asset;
-    if (dash) await this._loadDash(asset, autoplay, startAt, generation);
-    else this._loadHls(asset, autoplay, startAt);
+    if (dash) {
+      await this._loadDash(asset, autoplay, startAt, generation);
+    } else {
+      await hlsScriptSettled();
+      if (generation === this._generation) this._loadHls(asset, autoplay, startAt);
+    }
   }
 
   destroy() {
