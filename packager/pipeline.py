@@ -12,9 +12,20 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manifests import dash, hls, layout
+from manifests import layout
 from manifests.model import Presentation
-from packager import audio, ffmpeg_args, loudness, probe, process, publish, readback, record
+from packager import (
+    audio,
+    ffmpeg_args,
+    loudness,
+    probe,
+    process,
+    publish,
+    readback,
+    record,
+    timeline,
+    video,
+)
 from packager.errors import InvalidInput, PackagerError
 from storage.base import Store
 
@@ -76,8 +87,6 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
     with tempfile.TemporaryDirectory(prefix="sori-", dir=work_root) as tmp:
         work = Path(tmp)
         if info.kind == "video":
-            from packager import video  # written for the video issue
-
             built = await video.build(info, cfg, work, asset_id, phases.phase)
         else:
             built = await _build_audio(info, cfg, work, asset_id, phases)
@@ -96,16 +105,6 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
     if progress:
         progress(1.0, "done")
     return rec
-
-
-def render(p: Presentation, bundle: publish.Bundle) -> None:
-    """Add every playlist and the MPD of `p` to the bundle."""
-    for r in p.renditions:
-        bundle.playlists[r.playlist_uri] = hls.media_playlist(r)
-        if r.content_type == "video":
-            bundle.playlists[r.iframe_playlist_uri] = hls.iframe_playlist(r)
-    bundle.entry[layout.MPD] = dash.mpd(p)
-    bundle.entry[layout.MASTER] = hls.multivariant_playlist(p)
 
 
 async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
@@ -164,13 +163,11 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
         raise PackagerError(f"ffmpeg failed writing the download: {stderr.strip()[-300:]}")
     bundle.files.append((download_rel, download))
     mux_report(1.0)
-    render(presentation, bundle)
+    bundle.add_manifests(presentation)
     return presentation, version, bundle, download_rel, extra
 
 
 def _boundaries(duration: float, segment_duration: float) -> list[Fraction]:
-    from packager import timeline
-
     return timeline.segment_boundaries(Fraction(duration).limit_denominator(1_000_000),
                                        Fraction(segment_duration).limit_denominator(1000))
 

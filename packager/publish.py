@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from manifests import layout
+from manifests import dash, hls, layout
+from manifests.model import Presentation
 from storage.base import Store
 from storage.content_types import content_type_for
 from storage.errors import NotFound
@@ -38,6 +39,15 @@ class Bundle:
     files: list[tuple[str, Path]] = field(default_factory=list)  # media objects on disk
     playlists: dict[str, str] = field(default_factory=dict)  # immutable texts under v/
     entry: dict[str, str] = field(default_factory=dict)  # master.m3u8, manifest.mpd
+
+    def add_manifests(self, p: Presentation) -> None:
+        """Every media (and I-frame) playlist of `p`, its MPD and multivariant playlist."""
+        for r in p.renditions:
+            self.playlists[r.playlist_uri] = hls.media_playlist(r)
+            if r.content_type == "video":
+                self.playlists[r.iframe_playlist_uri] = hls.iframe_playlist(r)
+        self.entry[layout.MPD] = dash.mpd(p)
+        self.entry[layout.MASTER] = hls.multivariant_playlist(p)
 
 
 async def read_record(store: Store, asset_id: str) -> dict[str, Any] | None:

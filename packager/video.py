@@ -164,9 +164,7 @@ async def build(info: ProbeResult, cfg: PackagerConfig, work: Path, asset_id: st
         asset_id=asset_id, kind="video", segment_duration=cfg.segment_duration,
         renditions=tuple(renditions),
         extras={k: extra[k] for k in ("poster", "thumbnails") if k in extra})
-    from packager.pipeline import render  # the same renderer as audio assets
-
-    render(presentation, bundle)
+    bundle.add_manifests(presentation)  # the same rendering as audio assets
     finish(1.0)
     return presentation, version, bundle, download_rel, extra
 
