@@ -53,11 +53,12 @@ function updateUrl() {
 
 function renderDetails(asset) {
   $('#title').textContent = asset.title || asset.id;
-  const n = asset.renditions?.length || 0;
+  // A video's qualities are its video renditions; its audio rendition is shared by all.
+  const n = (asset.renditions || []).filter((r) => asset.kind !== 'video' || r.type !== 'audio').length;
   const bits = [
     asset.kind === 'video' ? 'Video' : 'Audio',
     asset.duration ? formatTime(asset.duration) : null,
-    n ? `${n} rendition${n === 1 ? '' : 's'}` : null,
+    n ? `${n} ${n === 1 ? 'quality' : 'qualities'}` : null,
     asset.created ? formatDate(asset.created) : null,
   ].filter(Boolean);
   $('#meta').replaceChildren(...bits.flatMap((b, i) => (i ? [el('span', { class: 'dot' }, '·'), b] : [b])));
