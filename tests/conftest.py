@@ -69,6 +69,17 @@ class S3Server:
         return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key,
                      secure=False, region=self.region)
 
+    async def drop_bucket(self, bucket: str) -> None:
+        """Empty and remove a test bucket (a no-op when it is already gone)."""
+        store = S3Store(self.config(bucket))
+        try:
+            await store.delete_prefix("")
+            client = self.client()
+            if client.bucket_exists(bucket):
+                client.remove_bucket(bucket)
+        finally:
+            await store.close()
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -187,14 +198,11 @@ async def s3_store(s3_server: S3Server) -> AsyncIterator[S3Store]:
     """An S3Store on a fresh bucket of the session's server, emptied and removed after."""
     bucket = f"sori-test-{uuid.uuid4().hex[:16]}"
     store = S3Store(s3_server.config(bucket))
-    yield store
     try:
-        await store.delete_prefix("")
-        client = s3_server.client()
-        if client.bucket_exists(bucket):
-            client.remove_bucket(bucket)
+        yield store
     finally:
         await store.close()
+        await s3_server.drop_bucket(bucket)
 
 
 @pytest.fixture(params=["local", "s3"])

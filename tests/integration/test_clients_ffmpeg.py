@@ -35,8 +35,6 @@ from real_clients import (
     serve,
 )
 
-from storage import S3Store
-
 TOLERANCE = 0.1  # seconds between the decoded and the asset's duration
 DECODE_TIMEOUT = 60
 
@@ -79,18 +77,7 @@ def served(request: pytest.FixtureRequest, lib: Library,
             yield result
     finally:
         if request.param == "s3":
-            asyncio.run(_drop_bucket(request.getfixturevalue("s3_server"), bucket))
-
-
-async def _drop_bucket(server: Any, bucket: str) -> None:
-    store = S3Store(server.config(bucket))
-    try:
-        await store.delete_prefix("")
-        client = server.client()
-        if client.bucket_exists(bucket):
-            client.remove_bucket(bucket)
-    finally:
-        await store.close()
+            asyncio.run(request.getfixturevalue("s3_server").drop_bucket(bucket))
 
 
 # --- ffmpeg helpers --------------------------------------------------------------------
