@@ -27,16 +27,25 @@ class AccessLog:
         if not self.enabled or not logger.isEnabledFor(logging.INFO):
             return
         headers = request.headers
+        self.write(request.method, request.rel_url.raw_path, status, nbytes, seconds,
+                   headers.get(h.RANGE), cache, request.remote, headers.get(h.USER_AGENT))
+
+    def write(self, method: str, path: str, status: int, nbytes: int, seconds: float,
+              byte_range: str | None, cache: str | None, remote: str | None,
+              ua: str | None) -> None:
+        """The line itself, from plain values (origin.fast_lane has no aiohttp request)."""
+        if not self.enabled or not logger.isEnabledFor(logging.INFO):
+            return
         line = {
             "ts": round(time.time(), 3),
-            "method": request.method,
-            "path": request.rel_url.raw_path,
+            "method": method,
+            "path": path,
             "status": status,
             "bytes": nbytes,
             "ms": round(seconds * 1000.0, 2),
-            "range": headers.get(h.RANGE),
+            "range": byte_range,
             "cache": cache,
-            "remote": request.remote,
-            "ua": headers.get(h.USER_AGENT),
+            "remote": remote,
+            "ua": ua,
         }
         logger.info(json.dumps(line, separators=(",", ":")))

@@ -52,6 +52,7 @@ class Representation:
     gz_headers: dict[str, str] | None = None
     body: bytes | None = None  # set when the object lives in the cache
     gz_body: bytes | None = field(default=None, repr=False)
+    wire_head: bytes | None = field(default=None, repr=False)  # origin.fast_lane's header block
 
     @classmethod
     def build(cls, key: str, rel: str, info: ObjectInfo, ocls: ObjectClass,

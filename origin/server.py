@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from origin.app import create_app
+from origin.fast_lane import OriginRunner
 from sori.config import Config, ConfigError
 from storage import open_store
 
@@ -146,7 +147,7 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
     store = open_store(cfg.storage)
     try:
         app = create_app(cfg, store)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+        runner = OriginRunner(app, handle_signals=False, access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:
