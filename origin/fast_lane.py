@@ -28,7 +28,7 @@ a decision (Range, If-*, gzip of a playlist, a listed CORS origin,
 
 It leans on aiohttp's RequestHandler internals (`_handle_request`, `_messages`,
 `_close`, `_force_close`, `_paused`, `_next_keepalive_close_time`), which is why
-pyproject.toml pins aiohttp to 3.14.x; tests/integration/test_origin_fast_lane.py
+setup.cfg pins aiohttp to 3.14.x; tests/integration/test_origin_fast_lane.py
 checks ordering, pipelining, hand-over and parity with the aiohttp path.
 """
 
@@ -87,6 +87,7 @@ class Lane:
         self.metrics = metrics
         self.access_log = access_log
         self.date = HttpDate()
+        self.answered = 0  # requests this lane answered (tests and debugging)
 
     def lookup(self, head: RequestHead) -> Representation | None:
         """The cached representation to answer `head` with as a plain 200, or None."""
@@ -98,6 +99,9 @@ class Lane:
         fields = head.fields
         if not _DEFER_FIELDS.isdisjoint(fields):
             return None
+        host = fields.get("host")
+        if not host or "," in host:
+            return None  # RFC 9112 §3.2: exactly one Host, or aiohttp's 400
         connection = fields.get("connection")
         if connection is not None and connection.lower() != "keep-alive":
             return None
@@ -117,6 +121,7 @@ class Lane:
             block = rep.wire_head = wire_headers(rep)
         body = rep.body
         assert body is not None
+        self.answered += 1
         metrics = self.metrics
         metrics.cache_hits.inc()
         if head.method == "HEAD":
@@ -164,7 +169,9 @@ class FastLaneHandler(RequestHandler):
                 super().data_received(chunk)
             start = end
         rest = buf[start:]
-        if len(rest) > MAX_HEAD:
+        if len(rest) > MAX_HEAD or rest.count(b"\n") != rest.count(b"\r\n"):
+            # Too long, or lines ending in a bare LF (which aiohttp may accept or refuse,
+            # but which never form the CRLF CRLF this lane waits for).
             self._hand_over(rest)
             return
         self._partial = rest
@@ -215,4 +222,6 @@ class OriginRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
         app = self.app
+        if MEDIA_KEY not in app:  # an app without media (e.g. pages alone): nothing to speed up
+            return plain
         return LaneServer(plain, Lane(app[MEDIA_KEY], app[METRICS_KEY], app[ACCESS_LOG_KEY]))

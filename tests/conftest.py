@@ -22,14 +22,18 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 from minio import Minio
 
+from origin.fast_lane import OriginRunner
 from sori.config import StorageConfig
 from storage import LocalStore, S3Store, Store
 
@@ -210,3 +214,24 @@ def store(request: pytest.FixtureRequest) -> Store:
     """Each Store implementation in turn (test ids `[local]` and `[s3]`)."""
     result: Store = request.getfixturevalue(f"{request.param}_store")
     return result
+
+
+# --- the origin over a real socket -----------------------------------------------------------
+
+class OriginTestServer(TestServer):
+    """aiohttp's TestServer running an app the way `sori serve` runs it: behind the fast lane
+    (origin/fast_lane.py), so every functional test goes through both paths."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return OriginRunner(self.app, **kwargs)
+
+
+@pytest.fixture
+def origin_client(aiohttp_client: Any) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
+    """`await origin_client(app, **client_kwargs)`: a client of `app` served as in production."""
+
+    async def make(app: web.Application, **kwargs: Any) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = await aiohttp_client(OriginTestServer(app), **kwargs)
+        return client
+
+    return make

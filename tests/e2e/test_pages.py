@@ -14,10 +14,10 @@ PLAYER = Path(pages.__file__).resolve().parent.parent / "player"
 
 
 @pytest.fixture
-async def client(aiohttp_client):  # type: ignore[no-untyped-def]
+async def client(origin_client):  # type: ignore[no-untyped-def]
     app = web.Application()
     pages.setup(app)
-    return await aiohttp_client(app)
+    return await origin_client(app)
 
 
 async def test_index_is_the_player_page(client) -> None:  # type: ignore[no-untyped-def]

@@ -23,9 +23,9 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-async def api(store: Store, tmp_path: Path, aiohttp_client: Any) -> Api:
+async def api(store: Store, tmp_path: Path, origin_client: Any) -> Api:
     cfg = api_config(tmp_path)
-    client = await aiohttp_client(create_app(cfg, store))
+    client = await origin_client(create_app(cfg, store))
     return Api(client, store, cfg)
 
 
@@ -103,9 +103,9 @@ async def test_listing_is_newest_first_and_skips_non_assets(api: Api, speech: by
 
 
 async def test_public_url_makes_urls_absolute(store: Store, tmp_path: Path,
-                                              aiohttp_client: Any, speech: bytes) -> None:
+                                              origin_client: Any, speech: bytes) -> None:
     cfg = api_config(tmp_path, public_url="https://cdn.example.com/")
-    api = Api(await aiohttp_client(create_app(cfg, store)), store, cfg)
+    api = Api(await origin_client(create_app(cfg, store)), store, cfg)
     _s, body = await api.upload_raw(speech, id="cdn")
     assert (await api.finish(body["job"]["id"]))["state"] == "done"
     asset = await (await api.client.get("/v1/assets/cdn")).json()
@@ -154,10 +154,10 @@ async def test_bad_files_fail_the_job_and_leave_nothing(api: Api, speech: bytes,
 
 
 @pytest.mark.parametrize("form", ["raw", "multipart"])
-async def test_oversize_upload_is_413(store: Store, tmp_path: Path, aiohttp_client: Any,
+async def test_oversize_upload_is_413(store: Store, tmp_path: Path, origin_client: Any,
                                       speech: bytes, form: str) -> None:
     cfg = api_config(tmp_path, max_upload_bytes=50_000)
-    api = Api(await aiohttp_client(create_app(cfg, store)), store, cfg)
+    api = Api(await origin_client(create_app(cfg, store)), store, cfg)
     assert len(speech) > 50_000
     if form == "raw":
         status, body = await api.upload_raw(speech, id="big")
@@ -170,11 +170,11 @@ async def test_oversize_upload_is_413(store: Store, tmp_path: Path, aiohttp_clie
 
 
 async def test_oversize_without_content_length_is_cut_off(store: Store, tmp_path: Path,
-                                                          aiohttp_client: Any,
+                                                          origin_client: Any,
                                                           speech: bytes) -> None:
     """A chunked body gives no Content-Length: the limit is enforced while streaming."""
     cfg = api_config(tmp_path, max_upload_bytes=50_000)
-    api = Api(await aiohttp_client(create_app(cfg, store)), store, cfg)
+    api = Api(await origin_client(create_app(cfg, store)), store, cfg)
 
     async def chunks() -> Any:
         for i in range(0, len(speech), 16_384):
@@ -296,10 +296,10 @@ async def test_download_resumes_from_the_middle(api: Api, speech: bytes) -> None
 # --- presigned URLs ----------------------------------------------------------------------
 
 async def test_presigned_url_on_s3_serves_the_same_bytes(s3_store: Store, tmp_path: Path,
-                                                         aiohttp_client: Any,
+                                                         origin_client: Any,
                                                          speech: bytes) -> None:
     cfg = api_config(tmp_path)
-    api = Api(await aiohttp_client(create_app(cfg, s3_store)), s3_store, cfg)
+    api = Api(await origin_client(create_app(cfg, s3_store)), s3_store, cfg)
     _s, body = await api.upload_raw(speech, id="signed")
     assert (await api.finish(body["job"]["id"]))["state"] == "done"
     resp = await api.client.get("/v1/assets/signed/presigned-url")
@@ -321,10 +321,10 @@ async def test_presigned_url_on_s3_serves_the_same_bytes(s3_store: Store, tmp_pa
 
 
 async def test_presigned_url_on_local_store_is_409(local_store: Store, tmp_path: Path,
-                                                   aiohttp_client: Any,
+                                                   origin_client: Any,
                                                    speech: bytes) -> None:
     cfg = api_config(tmp_path)
-    api = Api(await aiohttp_client(create_app(cfg, local_store)), local_store, cfg)
+    api = Api(await origin_client(create_app(cfg, local_store)), local_store, cfg)
     _s, body = await api.upload_raw(speech, id="local")
     assert (await api.finish(body["job"]["id"]))["state"] == "done"
     resp = await api.client.get("/v1/assets/local/presigned-url")

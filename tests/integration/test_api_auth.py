@@ -23,9 +23,9 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-async def api(local_store: Store, tmp_path: Path, aiohttp_client: Any) -> Api:
+async def api(local_store: Store, tmp_path: Path, origin_client: Any) -> Api:
     cfg = api_config(tmp_path, api_keys=KEYS)
-    return Api(await aiohttp_client(create_app(cfg, local_store)), local_store, cfg)
+    return Api(await origin_client(create_app(cfg, local_store)), local_store, cfg)
 
 
 BAD_HEADERS = {
@@ -83,9 +83,9 @@ async def test_reads_stay_open(api: Api, speech: bytes) -> None:
 
 
 async def test_without_keys_writes_are_open(local_store: Store, tmp_path: Path,
-                                            aiohttp_client: Any) -> None:
+                                            origin_client: Any) -> None:
     cfg = api_config(tmp_path)
-    client = await aiohttp_client(create_app(cfg, local_store))
+    client = await origin_client(create_app(cfg, local_store))
     assert (await client.delete("/v1/assets/none")).status == 404
 
 

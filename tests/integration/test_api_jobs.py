@@ -38,9 +38,9 @@ def long_speech(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-async def api(local_store: Store, tmp_path: Path, aiohttp_client: Any) -> Api:
+async def api(local_store: Store, tmp_path: Path, origin_client: Any) -> Api:
     cfg = api_config(tmp_path, job_concurrency=1)
-    return Api(await aiohttp_client(create_app(cfg, local_store)), local_store, cfg)
+    return Api(await origin_client(create_app(cfg, local_store)), local_store, cfg)
 
 
 async def test_second_job_waits_in_the_queue(api: Api, long_speech: bytes,

@@ -59,10 +59,10 @@ def delivery(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def media(store: Store, delivery: str, aiohttp_client: Any) -> Media:
+async def media(store: Store, delivery: str, origin_client: Any) -> Media:
     objects = await publish(store)
     cfg = _config(delivery)
-    client = await aiohttp_client(create_app(cfg, store), auto_decompress=False)
+    client = await origin_client(create_app(cfg, store), auto_decompress=False)
     return Media(client, store, objects, cfg)
 
 
@@ -274,10 +274,10 @@ async def test_cors_headers_and_preflight(media: Media) -> None:
     assert int(resp.headers["Access-Control-Max-Age"]) > 0
 
 
-async def test_cors_with_listed_origins(store: Store, aiohttp_client: Any) -> None:
+async def test_cors_with_listed_origins(store: Store, origin_client: Any) -> None:
     await publish(store)
     cfg = _config("memory", cors_origins=("https://a.example",))
-    client = await aiohttp_client(create_app(cfg, store))
+    client = await origin_client(create_app(cfg, store))
     for _ in range(2):
         async with client.get(SEG_URL, headers={"Origin": "https://a.example"}) as resp:
             assert resp.headers["Access-Control-Allow-Origin"] == "https://a.example"
@@ -345,10 +345,10 @@ async def test_no_redirects_under_assets(media: Media) -> None:
 
 # --- the object cache ----------------------------------------------------------------------
 
-async def test_concurrent_misses_make_one_store_read(store: Store, aiohttp_client: Any) -> None:
+async def test_concurrent_misses_make_one_store_read(store: Store, origin_client: Any) -> None:
     objects = await publish(store)
     counting = CountingStore(store, delay=0.05)
-    client = await aiohttp_client(create_app(Config(), counting))  # type: ignore[arg-type]
+    client = await origin_client(create_app(Config(), counting))  # type: ignore[arg-type]
 
     async def fetch() -> bytes:
         async with client.get(SEG_URL) as resp:
@@ -364,11 +364,11 @@ async def test_concurrent_misses_make_one_store_read(store: Store, aiohttp_clien
 
 
 async def test_large_objects_stream_and_keep_their_stat(store: Store,
-                                                        aiohttp_client: Any) -> None:
+                                                        origin_client: Any) -> None:
     objects = await publish(store)
     counting = CountingStore(store)
     cfg = _config("memory", cache_object_max=10_000)  # the 100 KB segment does not fit
-    client = await aiohttp_client(create_app(cfg, counting))  # type: ignore[arg-type]
+    client = await origin_client(create_app(cfg, counting))  # type: ignore[arg-type]
     for _ in range(3):
         async with client.get(SEG_URL, headers={"Range": "bytes=10-20009"}) as resp:
             assert resp.status == 206
@@ -377,10 +377,10 @@ async def test_large_objects_stream_and_keep_their_stat(store: Store,
     assert counting.calls.get("get") is None  # never the whole object
 
 
-async def test_entry_manifest_changes_reach_clients(store: Store, aiohttp_client: Any,
+async def test_entry_manifest_changes_reach_clients(store: Store, origin_client: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     await publish(store)
-    client = await aiohttp_client(create_app(Config(), store))
+    client = await origin_client(create_app(Config(), store))
     async with client.get(MASTER_URL) as resp:
         first_etag = resp.headers["ETag"]
     await store.put_bytes(f"{ASSET}/master.m3u8", b"#EXTM3U\n#v2\n",

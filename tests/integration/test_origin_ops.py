@@ -21,21 +21,21 @@ from storage.errors import InvalidKey, NotFound, StoreUnavailable
 SEG_URL = f"/assets/{ASSET}/{SEGMENT}"
 
 
-async def test_healthz_and_readyz(store: Store, aiohttp_client: Any) -> None:
-    client = await aiohttp_client(create_app(Config(), store))
+async def test_healthz_and_readyz(store: Store, origin_client: Any) -> None:
+    client = await origin_client(create_app(Config(), store))
     for path in ("/healthz", "/readyz"):
         async with client.get(path) as resp:
             assert resp.status == 200
             assert await resp.json() == {"status": "ok"}
 
 
-async def test_readyz_when_the_store_fails(store: Store, aiohttp_client: Any,
+async def test_readyz_when_the_store_fails(store: Store, origin_client: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     async def down() -> None:
         raise StoreUnavailable("gone")
 
     monkeypatch.setattr(store, "ping", down)
-    client = await aiohttp_client(create_app(Config(), store))
+    client = await origin_client(create_app(Config(), store))
     async with client.get("/readyz") as resp:
         assert resp.status == 503
         assert resp.headers["Cache-Control"] == "no-store"
@@ -44,10 +44,10 @@ async def test_readyz_when_the_store_fails(store: Store, aiohttp_client: Any,
         assert resp.status == 200
 
 
-async def test_metrics(store: Store, aiohttp_client: Any) -> None:
+async def test_metrics(store: Store, origin_client: Any) -> None:
     await publish(store)
     app = create_app(Config(), store)
-    client = await aiohttp_client(app)
+    client = await origin_client(app)
     for _ in range(3):
         async with client.get(SEG_URL) as resp:
             await resp.read()
@@ -79,7 +79,7 @@ async def test_metrics(store: Store, aiohttp_client: Any) -> None:
     assert metrics_of(app).registry is not None
 
 
-async def test_errors_are_json(store: Store, aiohttp_client: Any,
+async def test_errors_are_json(store: Store, origin_client: Any,
                                caplog: pytest.LogCaptureFixture) -> None:
     class Custom(Exception):
         pass
@@ -105,7 +105,7 @@ async def test_errors_are_json(store: Store, aiohttp_client: Any,
     for path, handler in (("/boom", boom), ("/missing", missing), ("/invalid", invalid),
                           ("/away", away), ("/custom", custom)):
         app.router.add_get(path, handler)
-    client = await aiohttp_client(app)
+    client = await origin_client(app)
     expected = {"/boom": 500, "/missing": 404, "/invalid": 400, "/away": 503, "/custom": 409,
                 "/no/such/route": 404}
     for path, status in expected.items():
@@ -127,10 +127,10 @@ async def test_errors_are_json(store: Store, aiohttp_client: Any,
         assert "GET" in resp.headers["Allow"]
 
 
-async def test_access_log_line(store: Store, aiohttp_client: Any,
+async def test_access_log_line(store: Store, origin_client: Any,
                                caplog: pytest.LogCaptureFixture) -> None:
     await publish(store)
-    client = await aiohttp_client(create_app(Config(), store))
+    client = await origin_client(create_app(Config(), store))
     with caplog.at_level(logging.INFO, logger="sori.access"):
         async with client.get(SEG_URL, headers={"Range": "bytes=0-99",
                                                 "User-Agent": "test-agent"}) as resp:
@@ -145,7 +145,7 @@ async def test_access_log_line(store: Store, aiohttp_client: Any,
     assert line["ms"] >= 0
 
 
-async def test_optional_modules_register_routes(store: Store, aiohttp_client: Any) -> None:
+async def test_optional_modules_register_routes(store: Store, origin_client: Any) -> None:
     # origin.pages (written alongside) registers "/" through the hook.
     app = create_app(Config(), store)
     assert any(r.resource is not None and r.resource.canonical == "/"

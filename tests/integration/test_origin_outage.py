@@ -15,12 +15,12 @@ from storage import S3Store
 SEG_URL = f"/assets/{ASSET}/{SEGMENT}"
 
 
-async def test_s3_outage_and_recovery(s3_outage_server: Any, aiohttp_client: Any) -> None:
+async def test_s3_outage_and_recovery(s3_outage_server: Any, origin_client: Any) -> None:
     bucket = f"sori-outage-{uuid.uuid4().hex[:12]}"
     store = S3Store(s3_outage_server.info.config(bucket))
     try:
         objects = await publish(store)
-        client = await aiohttp_client(create_app(Config(), store))
+        client = await origin_client(create_app(Config(), store))
         async with client.get(SEG_URL) as resp:  # now in the origin's memory
             assert resp.status == 200
 
@@ -58,11 +58,11 @@ async def test_s3_outage_and_recovery(s3_outage_server: Any, aiohttp_client: Any
         await store.close()
 
 
-async def test_s3_that_hangs_gives_503(s3_outage_server: Any, aiohttp_client: Any) -> None:
+async def test_s3_that_hangs_gives_503(s3_outage_server: Any, origin_client: Any) -> None:
     store = S3Store(s3_outage_server.info.config(f"sori-hang-{uuid.uuid4().hex[:12]}"))
     try:
         await publish(store)
-        client = await aiohttp_client(create_app(Config(), store))
+        client = await origin_client(create_app(Config(), store))
         s3_outage_server.pause()  # accepts connections, never answers
         try:
             async with client.get(f"/assets/{ASSET}/{INIT}") as resp:
