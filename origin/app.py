@@ -51,7 +51,12 @@ def create_app(cfg: Config, store: Store) -> web.Application:
     app[STORE_KEY] = store
     metrics = app[METRICS_KEY] = Metrics()
     media = app[MEDIA_KEY] = MediaHandler(cfg, store, metrics)
-    app[ACCESS_LOG_KEY] = AccessLog(cfg.origin.access_log)
+    access_log = app[ACCESS_LOG_KEY] = AccessLog(cfg.origin.access_log)
+
+    async def flush_access_log(_app: web.Application) -> None:
+        access_log.flush()
+
+    app.on_cleanup.append(flush_access_log)
 
     # Every path under /assets/ goes to one handler, which parses the raw path itself.
     app.router.add_route("GET", "/assets/{tail:.*}", media.handle, name="media")

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import logging.handlers
 import multiprocessing
 import os
 import signal
@@ -37,8 +36,6 @@ log = logging.getLogger("sori.origin")
 
 SHUTDOWN_TIMEOUT = 15.0  # seconds for in-flight responses to finish
 BACKLOG = 2048
-ACCESS_LOG_BATCH = 256  # access-log lines buffered before a write
-ACCESS_LOG_FLUSH = 0.5  # seconds: the longest a line waits in the buffer
 _EARLY_EXIT = 3.0  # a worker dying this soon after start is a start-up failure
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
@@ -100,23 +97,13 @@ def setup_logging(cfg: Config) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     access = logging.getLogger("sori.access")
     if cfg.origin.access_log and not access.handlers:
-        # One write(2) per request costs about 15% of the origin's throughput: lines are
-        # buffered and written in batches, at most ACCESS_LOG_FLUSH seconds late
-        # (serve_async flushes on a timer and at shutdown; errors flush at once).
+        # origin.accesslog batches lines itself (a record carries many), so a plain
+        # stream handler writes them.
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(logging.handlers.MemoryHandler(
-            ACCESS_LOG_BATCH, flushLevel=logging.ERROR, target=stream))
+        access.addHandler(stream)
         access.setLevel(logging.INFO)
         access.propagate = False
-
-
-async def _flush_access_log() -> None:
-    handlers = logging.getLogger("sori.access").handlers
-    while True:
-        await asyncio.sleep(ACCESS_LOG_FLUSH)
-        for handler in handlers:
-            handler.flush()
 
 
 # --- one process -----------------------------------------------------------------------
@@ -158,17 +145,11 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
             log.info("sori origin pid %d serving on %s", os.getpid(), ", ".join(addresses))
             if started is not None:
                 started(addresses)
-            flusher = asyncio.create_task(_flush_access_log())
-            try:
-                await stop.wait()
-            finally:
-                flusher.cancel()
+            await stop.wait()
             log.info("pid %d shutting down (in-flight responses get %.0f s)", os.getpid(),
                      SHUTDOWN_TIMEOUT)
         finally:
-            await runner.cleanup()
-            for handler in logging.getLogger("sori.access").handlers:
-                handler.flush()
+            await runner.cleanup()  # flushes the access log (origin.app's on_cleanup)
     finally:
         await store.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

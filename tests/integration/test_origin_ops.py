@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from test_origin_support import ASSET, SEGMENT, publish
 
-from origin.app import create_app
+from origin.app import ACCESS_LOG_KEY, create_app
 from origin.errors import register_error
 from origin.metrics import metrics_of
 from sori.config import Config
@@ -130,12 +130,15 @@ async def test_errors_are_json(store: Store, origin_client: Any,
 async def test_access_log_line(store: Store, origin_client: Any,
                                caplog: pytest.LogCaptureFixture) -> None:
     await publish(store)
-    client = await origin_client(create_app(Config(), store))
+    app = create_app(Config(), store)
+    client = await origin_client(app)
     with caplog.at_level(logging.INFO, logger="sori.access"):
         async with client.get(SEG_URL, headers={"Range": "bytes=0-99",
                                                 "User-Agent": "test-agent"}) as resp:
             await resp.read()
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "sori.access"]
+        app[ACCESS_LOG_KEY].flush()  # lines are written in batches
+    lines = [json.loads(line) for r in caplog.records if r.name == "sori.access"
+             for line in r.getMessage().splitlines()]
     assert len(lines) == 1
     line = lines[0]
     assert line["method"] == "GET" and line["path"] == SEG_URL
