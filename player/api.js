@@ -2,23 +2,29 @@
 
 export class ApiError extends Error {}
 
-// The page's inline script starts GET /v1/assets before the modules load; the first
-// listing uses that response, later ones (after an upload) fetch again.
+// The page's inline script starts GET /v1/assets (and reads its body) before the modules
+// load; the first listing uses that, later ones (after an upload) fetch again.
 let earlyAssets = window.soriAssetsRequest || null;
 
-async function getJSON(url) {
+async function fetchJSON(url) {
   let res;
   try {
-    const early = url === '/v1/assets' ? earlyAssets : null;
-    if (early) earlyAssets = null;
-    res = (early && await early) || await fetch(url, { headers: { Accept: 'application/json' } });
+    res = await fetch(url, { headers: { Accept: 'application/json' } });
   } catch {
-    throw new ApiError('The server could not be reached. Check that `sori serve` is running.');
+    return null;
   }
   let body = null;
   try { body = await res.json(); } catch { /* not JSON */ }
-  if (!res.ok) throw new ApiError(body?.error || `The server answered ${res.status} ${res.statusText}.`);
-  return body;
+  return { ok: res.ok, status: res.status, statusText: res.statusText, body };
+}
+
+async function getJSON(url) {
+  const early = url === '/v1/assets' ? earlyAssets : null;
+  if (early) earlyAssets = null;
+  const res = (early && await early) || await fetchJSON(url);
+  if (!res) throw new ApiError('The server could not be reached. Check that `sori serve` is running.');
+  if (!res.ok) throw new ApiError(res.body?.error || `The server answered ${res.status} ${res.statusText}.`);
+  return res.body;
 }
 
 /** Every asset, newest first. */

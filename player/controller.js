@@ -73,7 +73,15 @@ export class PlayerController extends EventTarget {
     const Hls = window.Hls;
     const video = this.video;
     if (Hls?.isSupported()) {
-      const hls = new Hls({ startPosition: startAt > 0 ? startAt : -1, enableWorker: true });
+      const hls = new Hls({
+        startPosition: startAt > 0 ? startAt : -1,
+        // sori's media is CMAF fMP4, which hls.js passes through without transmuxing; the
+        // worker would only cost a second parse of hls.js (~100 ms on 2 cores, measured by
+        // bench/startup) before the first segment can be appended.
+        enableWorker: false,
+        // Fetch the first segment while the MediaSource is still opening.
+        startFragPrefetch: true,
+      });
       this.hls = hls;
       this.engine = 'hls.js';
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -86,8 +94,9 @@ export class PlayerController extends EventTarget {
       });
       hls.on(Hls.Events.FRAG_LOADED, () => { this._networkRetries = 0; });
       hls.on(Hls.Events.ERROR, (_e, data) => this._onHlsError(data));
-      hls.loadSource(asset.hls);
+      // Media first: the MediaSource opens while the playlists load.
       hls.attachMedia(video);
+      hls.loadSource(asset.hls);
       this._emit('engine');
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       this.engine = 'native';

@@ -85,3 +85,55 @@ async def test_missing_node_modules_says_run_make_demo(client, monkeypatch, tmp_
     assert resp.status == 404
     assert resp.content_type == "application/json"
     assert "make demo" in (await resp.json())["error"]
+
+
+def _imports(name: str, seen: set[str] | None = None) -> set[str]:
+    """Every page module `name` imports, transitively."""
+    seen = set() if seen is None else seen
+    for dep in re.findall(r"from '\./([\w.-]+)'", (PLAYER / name).read_text()):
+        if dep not in seen:
+            seen.add(dep)
+            _imports(dep, seen)
+    return seen
+
+
+def test_the_page_preloads_its_whole_module_graph() -> None:
+    html = (PLAYER / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/player/([\w.-]+)">', html))
+    assert preloaded == _imports("app.js")
+
+
+async def test_files_are_gzipped_for_clients_that_accept_it(client) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    on_disk = (PLAYER / "app.js").read_bytes()
+    plain = await client.get("/player/app.js", headers={"Accept-Encoding": "identity"},
+                             auto_decompress=False)
+    assert "Content-Encoding" not in plain.headers
+    assert await plain.read() == on_disk
+    gz = await client.get("/player/app.js", headers={"Accept-Encoding": "gzip, br"},
+                          auto_decompress=False)
+    assert gz.headers["Content-Encoding"] == "gzip"
+    assert gz.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(await gz.read()) == on_disk
+    assert gz.headers["ETag"] != plain.headers["ETag"]  # distinct representations
+    again = await client.get("/player/app.js", headers={"Accept-Encoding": "gzip",
+                                                        "If-None-Match": gz.headers["ETag"]})
+    assert again.status == 304
+    since = await client.get("/player/app.js", headers={
+        "Accept-Encoding": "identity", "If-Modified-Since": plain.headers["Last-Modified"]})
+    assert since.status == 304
+
+
+async def test_a_changed_file_is_served_anew(client, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(pages, "PLAYER_DIR", tmp_path)
+    page = tmp_path / "util.js"
+    page.write_text("export const a = 1;\n")
+    first = await client.get("/player/util.js")
+    assert await first.text() == "export const a = 1;\n"
+    page.write_text("export const a = 22;\n")
+    second = await client.get("/player/util.js")
+    assert await second.text() == "export const a = 22;\n"
+    assert second.headers["ETag"] != first.headers["ETag"]
+    page.unlink()
+    assert (await client.get("/player/util.js")).status == 404
