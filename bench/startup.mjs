@@ -9,7 +9,8 @@
 //   "timeout": 15000                                         ms to wait for `playing`
 // }
 // Each run gets a fresh browser context (empty cache, no cookies, no stored resume
-// position), opens BASE/?asset=ID and has the page's own test hook
+// position) unless it says "warm": warm runs share one context per server, so they see the
+// HTTP cache and V8's code cache a returning visitor has. A run opens BASE/?asset=ID and has the page's own test hook
 // (window.soriPlayer.load, which waits for the library and starts the asset the way a click
 // does) start playback as soon as the page's script defines it. The time is
 // performance.now() at the first `playing` event of the <video>: milliseconds since the
@@ -49,11 +50,22 @@ function hook({ id, dash }) {
   });
 }
 
+const warmContexts = new Map(); // server base -> context kept across warm runs
+
+async function contextFor(browser, run) {
+  if (!run.warm) return browser.newContext({ viewport: { width: 1280, height: 800 } });
+  if (!warmContexts.has(run.base)) {
+    warmContexts.set(run.base, await browser.newContext({ viewport: { width: 1280, height: 800 } }));
+  }
+  return warmContexts.get(run.base);
+}
+
 async function once(browser, run) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await contextFor(browser, run);
   const errors = [];
+  let page;
   try {
-    const page = await context.newPage();
+    page = await context.newPage();
     page.on('pageerror', (err) => errors.push(String(err)));
     await page.addInitScript(hook, { id: run.asset, dash: Boolean(run.dash) });
     const url = `${run.base}/?asset=${encodeURIComponent(run.asset)}${run.dash ? '&dash=1' : ''}`;
@@ -74,7 +86,8 @@ async function once(browser, run) {
   } catch (err) {
     return { ...run, ms: null, error: String(err), pageErrors: errors };
   } finally {
-    await context.close();
+    if (run.warm) await page?.close();
+    else await context.close();
   }
 }
 

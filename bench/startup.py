@@ -17,6 +17,9 @@ fresh browser context opening `/?asset=ID`, the page's test hook starting the as
 hls.js (with --dash, also through dash.js) as soon as the page defines it; the figure is
 `performance.now()` at the first `playing` event, i.e. milliseconds since navigation start.
 One warm-up run per server and asset is not counted; then the runs alternate servers.
+With --warm, the same runs are repeated in one browser context per server that is kept
+open (a returning visitor: hls.js and the page from the HTTP cache, V8's code cache warm;
+immutable segments cached too), reported as separate rows ("warm").
 
 Reported per asset and server: median, p90, min and max of the runs, and sori's median
 relative to nginx's. Targets (issue 4): within 10% of nginx, under 300 ms.
@@ -108,20 +111,21 @@ def snapshot(origin_base: str, static: Path, asset_ids: list[str]) -> None:
 
 
 def schedule(servers: dict[str, str], assets: list[str], runs: int,
-             engines: list[bool]) -> list[dict[str, Any]]:
+             engines: list[bool], warm: bool = False) -> list[dict[str, Any]]:
     plan: list[dict[str, Any]] = []
     names = list(servers)
-    for dash in engines:
-        for asset in assets:
-            for name in names:
-                plan.append({"server": name, "base": servers[name], "asset": asset,
-                             "dash": dash, "warmup": True})
-    for i in range(runs):
+    for cached in ([False, True] if warm else [False]):
         for dash in engines:
             for asset in assets:
-                for name in (names if i % 2 == 0 else names[::-1]):
+                for name in names:
                     plan.append({"server": name, "base": servers[name], "asset": asset,
-                                 "dash": dash, "warmup": False})
+                                 "dash": dash, "warmup": True, "warm": cached})
+        for i in range(runs):
+            for dash in engines:
+                for asset in assets:
+                    for name in (names if i % 2 == 0 else names[::-1]):
+                        plan.append({"server": name, "base": servers[name], "asset": asset,
+                                     "dash": dash, "warmup": False, "warm": cached})
     return plan
 
 
@@ -143,14 +147,15 @@ def p90(values: list[float]) -> float:
 
 def summarise(results: list[dict[str, Any]], kinds: dict[str, str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    groups: dict[tuple[str, bool, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, bool, bool, str], list[dict[str, Any]]] = {}
     for r in results:
         if not r["warmup"]:
-            groups.setdefault((r["asset"], r["dash"], r["server"]), []).append(r)
-    for (asset, dash, server), runs in groups.items():
+            groups.setdefault((r["asset"], r["dash"], r.get("warm", False), r["server"]),
+                              []).append(r)
+    for (asset, dash, warm, server), runs in groups.items():
         times = [r["ms"] for r in runs if r["ms"] is not None and not r["error"]]
-        rows.append({"asset": asset, "kind": kinds[asset], "engine": "dash.js" if dash else
-                     "hls.js", "server": server, "runs": len(runs), "ok": len(times),
+        rows.append({"asset": asset, "kind": kinds[asset], "engine": ("dash.js" if dash else
+                     "hls.js") + (" warm" if warm else ""), "server": server, "runs": len(runs), "ok": len(times),
                      "median_ms": statistics.median(times) if times else None,
                      "p90_ms": p90(times) if times else None,
                      "min_ms": min(times) if times else None,
@@ -183,13 +188,15 @@ def _stage(path: str) -> str | None:
 def stages(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per asset, engine and server: median (over the counted runs) of when the first
     fetch of each stage started and finished, in ms since navigation start."""
-    groups: dict[tuple[str, bool, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, bool, bool, str], list[dict[str, Any]]] = {}
     for r in results:
         if not r["warmup"] and r["ms"] is not None and isinstance(r.get("resources"), list):
-            groups.setdefault((r["asset"], r["dash"], r["server"]), []).append(r)
+            groups.setdefault((r["asset"], r["dash"], r.get("warm", False), r["server"]),
+                              []).append(r)
     out = []
-    for (asset, dash, server), runs in groups.items():
-        row: dict[str, Any] = {"asset": asset, "engine": "dash.js" if dash else "hls.js",
+    for (asset, dash, warm, server), runs in groups.items():
+        row: dict[str, Any] = {"asset": asset, "engine": ("dash.js" if dash else "hls.js")
+                               + (" warm" if warm else ""),
                                "server": server, "playing": statistics.median(
                                    r["ms"] for r in runs)}
         for name, _marker in STAGES:
@@ -208,23 +215,24 @@ def stages(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def print_stages(rows: list[dict[str, Any]]) -> None:
     names = [n for n, _ in STAGES]
     print("\nwhen the first fetch of each stage started-ended (median ms since navigation):")
-    print(f"{'asset':<8} {'server':<6} " + " ".join(f"{n:>11}" for n in names)
+    print(f"{'asset':<8} {'engine':<12} {'server':<6} " + " ".join(f"{n:>11}" for n in names)
           + f" {'playing':>8}")
     for r in sorted(rows, key=lambda r: (r["engine"], r["asset"], r["server"])):
         cells = [f"{r[n][0]:>5.0f}-{r[n][1]:<5.0f}" if n in r else f"{'-':>11}" for n in names]
-        print(f"{r['asset']:<8} {r['server']:<6} " + " ".join(cells) + f" {r['playing']:>8.0f}")
+        print(f"{r['asset']:<8} {r['engine']:<12} {r['server']:<6} " + " ".join(cells)
+              + f" {r['playing']:>8.0f}")
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     def ms(v: float | None) -> str:
         return f"{v:8.0f}" if v is not None else f"{'-':>8}"
 
-    print(f"{'asset':<8} {'kind':<6} {'engine':<8} {'server':<6} {'runs':>5} {'median':>8} "
+    print(f"{'asset':<8} {'kind':<6} {'engine':<12} {'server':<6} {'runs':>5} {'median':>8} "
           f"{'p90':>8} {'min':>8} {'max':>8} {'vs nginx':>9}  target (<=1.10x, <300 ms)")
     for r in sorted(rows, key=lambda r: (r["engine"], r["kind"], r["server"] != "nginx")):
         ratio = f"{r['vs_nginx']:8.2f}x" if "vs_nginx" in r else f"{'':>9}"
         verdict = ("  pass" if r["pass"] else "  MISS") if "pass" in r else ""
-        print(f"{r['asset']:<8} {r['kind']:<6} {r['engine']:<8} {r['server']:<6} "
+        print(f"{r['asset']:<8} {r['kind']:<6} {r['engine']:<12} {r['server']:<6} "
               f"{r['ok']:>2}/{r['runs']:<2} {ms(r['median_ms'])} {ms(r['p90_ms'])} "
               f"{ms(r['min_ms'])} {ms(r['max_ms'])} {ratio}{verdict}")
         for e in r["errors"]:
@@ -238,6 +246,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--no-video", action="store_true", help="only the audio asset")
     ap.add_argument("--dash", action="store_true", help="also measure dash.js")
+    ap.add_argument("--warm", action="store_true",
+                    help="also measure returning visits (one kept browser context per server)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
@@ -266,7 +276,7 @@ def main() -> None:
             with nginx(work / "nginx", block, port, workers="auto") as nginx_base:
                 servers = {"nginx": nginx_base, "sori": origin.base}
                 engines = [False, True] if args.dash else [False]
-                plan = schedule(servers, asset_ids, args.runs, engines)
+                plan = schedule(servers, asset_ids, args.runs, engines, args.warm)
                 print(f"{len(plan)} page loads ...", file=sys.stderr)
                 results = drive(plan)
         rows = summarise(results, kinds)

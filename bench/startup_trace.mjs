@@ -1,0 +1,99 @@
+// One page load of the player, as a timeline: what the page fetched, what hls.js did, what
+// the <video> element and Media Source Extensions did, in ms since navigation start.
+// A diagnostic beside bench/startup.py (which gives the medians): it shows where start-up
+// time goes.
+//
+//   node bench/startup_trace.mjs http://127.0.0.1:8080 ASSET_ID [RUNS]
+//
+// Each run is a fresh browser context; the first RUNS-1 print only their `playing` time,
+// the last one prints its whole timeline.
+
+import { createRequire } from 'node:module';
+
+const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const [base, asset, runsArg] = process.argv.slice(2);
+if (!base || !asset) {
+  console.error('usage: node bench/startup_trace.mjs BASE_URL ASSET_ID [RUNS]');
+  process.exit(2);
+}
+const runs = Number(runsArg || 3);
+const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required'];
+const QUIET_HLS_EVENTS = /fragLoading|fragProgress|bufferAppending|bufferAppended|bufferFlush|fpsDrop|levelUpdated|levelPtsUpdated|fragParsing|fragDecrypted/;
+
+// Runs in the page before its scripts: marks what happens, and starts the asset through the
+// page's test hook as soon as it exists (as bench/startup.mjs does).
+function hook({ id, quiet }) {
+  const marks = [];
+  const mark = (name) => marks.push([Math.round(performance.now()), name]);
+  window.__marks = marks;
+  const quietRe = new RegExp(quiet);
+  let Hls;
+  Object.defineProperty(window, 'Hls', {
+    configurable: true,
+    get() { return Hls; },
+    set(value) {
+      Hls = value;
+      mark('hls.js evaluated');
+      const trigger = value.prototype.trigger;
+      value.prototype.trigger = function (event, data) {
+        if (!quietRe.test(event)) mark(`hls ${event}`);
+        return trigger.call(this, event, data);
+      };
+    },
+  });
+  for (const ev of ['loadstart', 'loadedmetadata', 'loadeddata', 'canplay', 'playing', 'waiting']) {
+    document.addEventListener(ev, () => mark(`video ${ev}`), true);
+  }
+  const append = SourceBuffer.prototype.appendBuffer;
+  SourceBuffer.prototype.appendBuffer = function (data) {
+    mark(`appendBuffer ${data.byteLength} B`);
+    return append.call(this, data);
+  };
+  const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+  MediaSource.prototype.addSourceBuffer = function (type) {
+    mark(`addSourceBuffer ${type}`);
+    return addSourceBuffer.call(this, type);
+  };
+  document.addEventListener('DOMContentLoaded', () => mark('DOMContentLoaded'));
+  let player;
+  Object.defineProperty(window, 'soriPlayer', {
+    configurable: true,
+    get() { return player; },
+    set(value) {
+      player = value;
+      mark('page script ready');
+      value.load(id, {}).catch((err) => mark(`load failed: ${err}`));
+    },
+  });
+}
+
+const browser = await chromium.launch({ executablePath: process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium', headless: true, args: ARGS });
+try {
+  for (let i = 0; i < runs; i++) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.addInitScript(hook, { id: asset, quiet: QUIET_HLS_EVENTS.source });
+    await page.goto(`${base}/?asset=${encodeURIComponent(asset)}`, { waitUntil: 'commit' });
+    await page.waitForFunction(() => window.__marks.some(([, n]) => n === 'video playing'), null,
+      { timeout: 15000, polling: 10 });
+    const { marks, fetches } = await page.evaluate(() => ({
+      marks: window.__marks,
+      fetches: performance.getEntriesByType('resource').map((e) => [
+        Math.round(e.startTime), `fetch ${new URL(e.name).pathname} (${Math.round(e.startTime)}-${Math.round(e.responseEnd)})`]),
+    }));
+    const playing = marks.find(([, n]) => n === 'video playing')[0];
+    console.log(`run ${i + 1}: playing at ${playing} ms`);
+    if (i === runs - 1) {
+      for (const [t, what] of [...marks, ...fetches].sort((a, b) => a[0] - b[0])) {
+        if (t <= playing) console.log(`${String(t).padStart(6)}  ${what}`);
+      }
+    }
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
