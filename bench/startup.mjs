@@ -6,7 +6,8 @@
 //   "chromium": "/usr/bin/chromium",
 //   "runs": [{"server": "sori", "base": "http://127.0.0.1:P", "asset": "id", "dash": false,
 //             "warmup": false}, ...]                          in the order to run them
-//   "timeout": 15000                                         ms to wait for `playing`
+//   "timeout": 15000,                                        ms to wait for `playing`
+//   "rtt": 0                                                 emulated round-trip time, ms
 // }
 // Each run gets a fresh browser context (empty cache, no cookies, no stored resume
 // position) unless it says "warm": warm runs share one context per server, so they see the
@@ -68,6 +69,14 @@ async function once(browser, run) {
     page = await context.newPage();
     page.on('pageerror', (err) => errors.push(String(err)));
     await page.addInitScript(hook, { id: run.asset, dash: Boolean(run.dash) });
+    if (scenario.rtt) {
+      // A network with this round-trip time (Chromium's own emulation, as DevTools does).
+      const cdp = await context.newCDPSession(page);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false, latency: scenario.rtt, downloadThroughput: -1, uploadThroughput: -1,
+      });
+    }
     const url = `${run.base}/?asset=${encodeURIComponent(run.asset)}${run.dash ? '&dash=1' : ''}`;
     await page.goto(url, { waitUntil: 'commit' });
     await page.waitForFunction(() => window.__startup.playing !== null || window.__startup.error,

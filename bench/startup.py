@@ -1,6 +1,7 @@
 """Startup time: from page load to the first `playing` event, sori against nginx.
 
-    .venv/bin/python -m bench.startup [--runs 10] [--no-video] [--dash] [--json] [--keep]
+    .venv/bin/python -m bench.startup [--runs 10] [--no-video] [--dash] [--warm] [--rtt MS]
+                                      [--json] [--keep]
 
 Packages a spoken-word asset (espeak-ng, about 16 s) and a video asset (ffmpeg testsrc +
 sine, 10 s, 1280x720: the 720p/480p/360p/240p ladder) with `sori package` into a temporary
@@ -17,7 +18,9 @@ fresh browser context opening `/?asset=ID`, the page's test hook starting the as
 hls.js (with --dash, also through dash.js) as soon as the page defines it; the figure is
 `performance.now()` at the first `playing` event, i.e. milliseconds since navigation start.
 One warm-up run per server and asset is not counted; then the runs alternate servers.
-With --warm, the same runs are repeated in one browser context per server that is kept
+With --rtt MS, Chromium emulates a network with that round-trip time (as DevTools does), for
+what a user on a real network sees: each request in the start-up chain then costs a
+round trip. With --warm, the same runs are repeated in one browser context per server that is kept
 open (a returning visitor: hls.js and the page from the HTTP cache, V8's code cache warm;
 immutable segments cached too), reported as separate rows ("warm").
 
@@ -129,8 +132,8 @@ def schedule(servers: dict[str, str], assets: list[str], runs: int,
     return plan
 
 
-def drive(plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    scenario = {"chromium": str(CHROMIUM), "runs": plan, "timeout": 15000}
+def drive(plan: list[dict[str, Any]], rtt: float = 0.0) -> list[dict[str, Any]]:
+    scenario = {"chromium": str(CHROMIUM), "runs": plan, "timeout": 15000, "rtt": rtt}
     proc = subprocess.run(["node", str(DRIVER)], input=json.dumps(scenario), text=True,
                           capture_output=True, timeout=60 + 20 * len(plan), cwd=ROOT)
     lines = proc.stdout.strip().splitlines()
@@ -246,6 +249,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--no-video", action="store_true", help="only the audio asset")
     ap.add_argument("--dash", action="store_true", help="also measure dash.js")
+    ap.add_argument("--rtt", type=float, default=0.0,
+                    help="emulate a network with this round-trip time in ms (Chromium's "
+                    "network emulation); 0 = loopback as it is")
     ap.add_argument("--warm", action="store_true",
                     help="also measure returning visits (one kept browser context per server)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -278,12 +284,14 @@ def main() -> None:
                 engines = [False, True] if args.dash else [False]
                 plan = schedule(servers, asset_ids, args.runs, engines, args.warm)
                 print(f"{len(plan)} page loads ...", file=sys.stderr)
-                results = drive(plan)
+                results = drive(plan, args.rtt)
         rows = summarise(results, kinds)
         detail = stages(results)
         if args.json:
             print(json.dumps({"rows": rows, "stages": detail}, indent=2))
         else:
+            if args.rtt:
+                print(f"Chromium emulating a {args.rtt:.0f} ms round-trip time")
             print_table(rows)
             print_stages(detail)
     finally:

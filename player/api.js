@@ -4,7 +4,7 @@ export class ApiError extends Error {}
 
 // The page's inline script starts GET /v1/assets (and reads its body) before the modules
 // load; the first listing uses that, later ones (after an upload) fetch again.
-let earlyAssets = window.soriAssetsRequest || null;
+let earlyAssets = window.soriBoot?.assets || null;
 
 async function fetchJSON(url) {
   let res;

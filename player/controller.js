@@ -47,6 +47,7 @@ export class PlayerController extends EventTarget {
     const generation = ++this._generation;
     this.asset = asset;
     if (dash) {
+      window.soriBoot?.take(asset, { hls: false }); // an early hls.js instance must not stay
       await this._loadDash(asset, autoplay, startAt, generation);
     } else {
       await hlsScriptSettled();
@@ -73,15 +74,10 @@ export class PlayerController extends EventTarget {
     const Hls = window.Hls;
     const video = this.video;
     if (Hls?.isSupported()) {
-      const hls = new Hls({
-        startPosition: startAt > 0 ? startAt : -1,
-        // sori's media is CMAF fMP4, which hls.js passes through without transmuxing; the
-        // worker would only cost a second parse of hls.js (~100 ms on 2 cores, measured by
-        // bench/startup) before the first segment can be appended.
-        enableWorker: false,
-        // Fetch the first segment while the MediaSource is still opening.
-        startFragPrefetch: true,
-      });
+      // The page's boot script may have started this very stream already (index.html).
+      const boot = window.soriBoot;
+      const early = boot?.take(asset, { startAt }) ?? null;
+      const hls = early || new Hls(boot?.hlsConfig(startAt) ?? { startPosition: startAt > 0 ? startAt : -1 });
       this.hls = hls;
       this.engine = 'hls.js';
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -94,11 +90,22 @@ export class PlayerController extends EventTarget {
       });
       hls.on(Hls.Events.FRAG_LOADED, () => { this._networkRetries = 0; });
       hls.on(Hls.Events.ERROR, (_e, data) => this._onHlsError(data));
-      // Media first: the MediaSource opens while the playlists load.
-      hls.attachMedia(video);
-      hls.loadSource(asset.hls);
+      if (early) {
+        // What happened before the handlers above were attached.
+        if (hls.levels?.length) {
+          this._emit('levels');
+          if (autoplay) this._play();
+        }
+        if (hls.currentLevel >= 0) this._emit('level');
+        if (boot.fatal) this._onHlsError(boot.fatal);
+      } else {
+        // Media first: the MediaSource opens while the playlists load.
+        hls.attachMedia(video);
+        hls.loadSource(asset.hls);
+      }
       this._emit('engine');
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      window.soriBoot?.take(asset, { hls: false });
       this.engine = 'native';
       video.src = asset.hls;
       if (startAt > 0) {

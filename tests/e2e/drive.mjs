@@ -246,6 +246,10 @@ async function runPlay(browser) {
     await open(page, `?asset=${encodeURIComponent(id)}`);
     const s = await startByUi(page, name);
     check(`${name}: played by hls.js`, s.engine === 'hls.js', { engine: s.engine });
+    // Opened by a link to it, so the page's boot script had started the stream before the
+    // click, and the player took that hls.js instance over (player/index.html).
+    check(`${name}: the stream started early by the page was adopted`,
+      await page.evaluate(() => window.soriBoot?.adopted === true));
     await shot(page, `desktop-playing-${id}`);
     await seekByUi(page, name, 0.7);
     await thumbnailsOnHover(page, name);
