@@ -150,18 +150,21 @@ class JobManager:
         return job
 
     async def _run(self, job: Job, upload: Upload) -> None:
+        state: str = FAILED
+        error: str | None = "the server shut down before the job finished"
         try:
             async with self._slots:
-                await self._package(job, upload)
-        except asyncio.CancelledError:
-            self._end(job, FAILED, "the server shut down before the job finished")
-            raise
+                state, error = await self._package(job, upload)
         finally:
+            # The upload goes before the final state is published, so a client that sees
+            # the job end finds nothing of it left behind.
             await asyncio.to_thread(upload.discard)
             self._tasks.pop(job.id, None)
+            self._end(job, state, error)
             self._trim()
 
-    async def _package(self, job: Job, upload: Upload) -> None:
+    async def _package(self, job: Job, upload: Upload) -> tuple[str, str | None]:
+        """Package the upload; the job's final (state, error)."""
         job._update(state=RUNNING, phase="starting", started=now_rfc3339())
         progress = self._progress_callback(job)
         t0 = time.monotonic()
@@ -170,25 +173,21 @@ class JobManager:
                                    title=upload.title or _title_of(upload), kind=upload.kind,
                                    progress=progress, work_root=upload.directory)
         except InvalidInput as e:
-            self._end(job, FAILED, str(e))
-            return
+            return FAILED, str(e)
         except PackagerError as e:
             log.warning("job %s (%s) failed: %s", job.id, job.asset, e)
-            self._end(job, FAILED, f"packaging failed: {e}")
-            return
+            return FAILED, f"packaging failed: {e}"
         except StoreError as e:
             log.warning("job %s (%s): store error: %s", job.id, job.asset, e)
-            self._end(job, FAILED, f"packaging failed: the store is unavailable ({e})")
-            return
+            return FAILED, f"packaging failed: the store is unavailable ({e})"
         except Exception:
             log.exception("job %s (%s) failed", job.id, job.asset)
-            self._end(job, FAILED, "packaging failed: internal error (see the server log)")
-            return
+            return FAILED, "packaging failed: internal error (see the server log)"
         wall = time.monotonic() - t0
         duration = record.get("duration")
         if isinstance(duration, int | float) and duration > 0 and wall > 0:
             self.metrics.realtime_factor.observe(duration / wall)
-        self._end(job, DONE, None)
+        return DONE, None
 
     def _progress_callback(self, job: Job) -> Any:
         loop = asyncio.get_running_loop()
