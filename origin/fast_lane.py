@@ -34,6 +34,8 @@ checks ordering, pipelining, hand-over and parity with the aiohttp path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import time
 from typing import Any
@@ -140,6 +142,27 @@ class FastLaneHandler(RequestHandler):
         self._partial = b""  # the start of a head not yet complete
         self._pending = 0  # heads given to aiohttp and not yet answered by it
         self._passthrough = False  # aiohttp has the connection for good
+        self._gone: asyncio.Future[None] = self._loop.create_future()  # connection_lost
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if not self._gone.done():
+            self._gone.set_result(None)
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 - aiohttp's
+        """aiohttp's graceful shutdown, then the wait for the bytes still buffered.
+
+        A response the lane wrote is not a running handler aiohttp would wait for: to a
+        slow reader, megabytes of it can still sit in the transport's buffer. Closing the
+        transport sends them before the connection is lost; the process must live until
+        then (or the timeout), as it does for a response aiohttp is still writing.
+        """
+        deadline = self._loop.time() + (timeout or 0.0)
+        await super().shutdown(timeout)
+        if not self._gone.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._gone),
+                                       max(0.1, deadline - self._loop.time()))
 
     # aiohttp calls this for every message it parsed, the error ones included.
     async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:

@@ -76,6 +76,67 @@ async def test_serves_until_stopped_and_finishes_in_flight_responses(tmp_path: P
             pass
 
 
+def _serve_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`sori serve` (origin.server.serve) in its own process, once /healthz answers."""
+    env = {**os.environ, **env}
+    env.pop("SORI_CONFIG", None)
+    code = ("import sys; from sori.config import load; from origin.server import serve; "
+            "sys.exit(serve(load()))")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{env['SORI_ORIGIN_PORT']}/healthz",
+                                        timeout=2) as r:
+                assert r.status == 200
+                return proc
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+
+
+def test_a_response_from_the_fast_lane_is_finished_at_shutdown(tmp_path: Path) -> None:
+    """A cached object answered by origin/fast_lane.py to a client that reads slowly, and a
+    SIGTERM while most of it is still on the server's side: every byte is delivered."""
+    root = tmp_path / "media"
+    data = os.urandom(BIG)
+    key = "big/v/abc/low/seg_00001.m4s"
+    asyncio.run(LocalStore(root).put_bytes(key, data, "video/iso.segment"))
+    port = _free_port()
+    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_STORAGE_ROOT": str(root),
+                           "SORI_ORIGIN_CACHE_OBJECT_MAX": str(BIG),
+                           "SORI_ORIGIN_ACCESS_LOG": "false"})
+    try:
+        url = f"http://127.0.0.1:{port}/assets/{key}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.read() == data  # now in the cache: the next GET takes the lane
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(f"GET /assets/{key} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            received = sock.recv(16 * 1024)
+            assert received.startswith(b"HTTP/1.1 200 ")
+            proc.send_signal(signal.SIGTERM)  # most of the body is still on the server's side
+            time.sleep(0.5)
+            sock.settimeout(20)
+            while True:
+                chunk = sock.recv(256 * 1024)
+                if not chunk:
+                    break
+                received += chunk
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert len(body) == len(data)
+        assert body == data
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
