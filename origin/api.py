@@ -193,10 +193,9 @@ async def delete_asset(request: web.Request) -> web.Response:
     # even if removing the rest is interrupted (a later DELETE finishes the job).
     await store.delete(layout.key(asset_id, layout.RECORD))
     await store.delete_prefix(prefix)
-    media = request.app[MEDIA_KEY]
-    for key in keys:  # this process's memory must not keep serving the bytes
-        media.cache.discard(key)
-        media.stats.discard(key)
+    # This process's memory must not keep serving the bytes; other workers notice that the
+    # record is gone within media.ALIVE_FOR.
+    request.app[MEDIA_KEY].forget(asset_id)
     log.info("deleted asset %s (%d objects)", asset_id, len(keys))
     return web.Response(status=204, headers={h.CACHE_CONTROL: API_CACHE})
 

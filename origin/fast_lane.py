@@ -107,9 +107,12 @@ class Lane:
         connection = fields.get("connection")
         if connection is not None and connection.lower() != "keep-alive":
             return None
-        rep = self.media.cache.get(target[len(PREFIX):])  # only checked keys are cached
+        key = target[len(PREFIX):]
+        rep = self.media.cache.get(key)  # only checked keys are cached
         if rep is None or rep.body is None:
             return None
+        if not self.media.trusted(key.partition("/")[0]):
+            return None  # time to look at the asset's record again: origin.media does
         if rep.compressible and "accept-encoding" in fields:
             return None  # gzip or identity: a negotiation, left to origin.media
         if not self.media.cors.any_origin and "origin" in fields:

@@ -10,7 +10,9 @@ streamed in chunks from the store, never read whole to serve a range.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO
@@ -32,8 +34,14 @@ from sori.config import Config
 from storage.base import Store, check_key
 from storage.errors import InvalidKey, NotFound, StoreUnavailable
 
+log = logging.getLogger("sori.origin")
+
 PREFIX = "/assets/"
 STAT_CACHE_ENTRIES = 16384
+# How long a worker serves an asset from memory before it looks again at the asset's record
+# in the store: a DELETE answered by another worker (or another origin on the same store)
+# stops this one serving the asset's bytes within this time.
+ALIVE_FOR = 2.0
 SENDFILE_MIN = 64 * 1024  # smaller uncached objects are cheaper to stream than to sendfile
 _NOT_MODIFIED_DROP = (h.CONTENT_TYPE, h.CONTENT_ENCODING, h.ACCEPT_RANGES)
 _LOAD_ATTEMPTS = 3
@@ -116,6 +124,8 @@ class MediaHandler:
                                                               cfg.origin.cache_object_max)
         self.stats: LruDict[Representation] = LruDict(STAT_CACHE_ENTRIES)
         self.flight: SingleFlight[Representation] = SingleFlight()
+        self.alive: LruDict[float] = LruDict(STAT_CACHE_ENTRIES)  # asset id -> trusted until
+        self._checks: SingleFlight[None] = SingleFlight()
         self.entry_ttl = self.policy.entry_ttl()
         # The stores time out on their own (storage.timeout); this is the backstop.
         self.timeout = cfg.storage.timeout + 2.0
@@ -126,12 +136,17 @@ class MediaHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
         # Hot path: a key is only ever cached after it passed parse_media_path.
-        rep = self.cache.get(raw_path[len(PREFIX):])
+        key = raw_path[len(PREFIX):]
+        rep = self.cache.get(key)
+        if rep is not None and not self.trusted(asset_id := key.partition("/")[0]):
+            await self.confirm(asset_id)
+            rep = self.cache.get(key)  # gone if the asset was found deleted
         if rep is not None:
             request[CACHE_RESULT] = "hit"
             self.metrics.cache_hits.inc()
             return self._from_memory(request, rep)
         key, rel = parse_media_path(raw_path)
+        await self.confirm(key.partition("/")[0])
         ocls = classify(rel)
         if ocls is ObjectClass.NOT_SERVED:
             raise NotFound("no such object")
@@ -143,6 +158,41 @@ class MediaHandler:
         if rep.body is not None:
             return self._from_memory(request, rep)
         return await self._from_store(request, rep)
+
+    # --- is the asset still there? ---------------------------------------------------------
+
+    def trusted(self, asset_id: str) -> bool:
+        """True while the asset's record was seen in the store within ALIVE_FOR."""
+        until = self.alive.get(asset_id)
+        return until is not None and until > time.monotonic()
+
+    async def confirm(self, asset_id: str) -> None:
+        """Raise NotFound, and forget what is cached of it, when the asset's record is gone
+        from the store (it is written last when packaging and deleted first by DELETE).
+        Looked at once per ALIVE_FOR per asset, one look at a time. When the store does
+        not answer, what memory holds keeps being served."""
+        if not self.trusted(asset_id):
+            await self._checks.run(asset_id, lambda: self._look(asset_id))
+
+    async def _look(self, asset_id: str) -> None:
+        try:
+            with self.metrics.time_store("stat"):
+                async with asyncio.timeout(self.timeout):
+                    await self.store.stat(layout.key(asset_id, layout.RECORD))
+        except NotFound:
+            self.forget(asset_id)
+            raise NotFound("no such asset") from None
+        except (StoreUnavailable, TimeoutError) as e:
+            log.warning("asset %s: cannot check its record (%s); serving what memory holds",
+                        asset_id, e)
+        self.alive.put(asset_id, time.monotonic() + ALIVE_FOR)
+
+    def forget(self, asset_id: str) -> None:
+        """Drop everything this worker holds of `asset_id`."""
+        prefix = f"{asset_id}/"
+        self.cache.discard_prefix(prefix)
+        self.stats.discard_prefix(prefix)
+        self.alive.discard(asset_id)
 
     # --- loading --------------------------------------------------------------------------
 

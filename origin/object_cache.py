@@ -65,6 +65,13 @@ class ObjectCache(Generic[V]):
         if key in self._items:
             self._drop(key)
 
+    def discard_prefix(self, prefix: str) -> int:
+        """Drop every key starting with `prefix`; how many there were."""
+        keys = [k for k in self._items if k.startswith(prefix)]
+        for key in keys:
+            self._drop(key)
+        return len(keys)
+
     def clear(self) -> None:
         self._items.clear()
         self.size = 0
@@ -100,6 +107,10 @@ class LruDict(Generic[V]):
 
     def discard(self, key: str) -> None:
         self._items.pop(key, None)
+
+    def discard_prefix(self, prefix: str) -> None:
+        for key in [k for k in self._items if k.startswith(prefix)]:
+            del self._items[key]
 
 
 class SingleFlight(Generic[T]):

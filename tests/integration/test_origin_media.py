@@ -358,9 +358,10 @@ async def test_concurrent_misses_make_one_store_read(store: Store, origin_client
     bodies = await asyncio.gather(*(fetch() for _ in range(40)))
     assert all(b == objects[SEGMENT] for b in bodies)
     assert counting.calls.get("get") == 1
-    assert counting.calls.get("stat") == 1
+    # One look at the object, and one at the asset's record (is the asset still there?).
+    assert sorted(counting.stats) == sorted([f"{ASSET}/{SEGMENT}", f"{ASSET}/asset.json"])
     await asyncio.gather(*(fetch() for _ in range(10)))
-    assert counting.calls.get("get") == 1 and counting.calls.get("stat") == 1  # all hits
+    assert counting.calls.get("get") == 1 and len(counting.stats) == 2  # all hits
 
 
 async def test_large_objects_stream_and_keep_their_stat(store: Store,
@@ -373,7 +374,7 @@ async def test_large_objects_stream_and_keep_their_stat(store: Store,
         async with client.get(SEG_URL, headers={"Range": "bytes=10-20009"}) as resp:
             assert resp.status == 206
             assert await resp.read() == objects[SEGMENT][10:20010]
-    assert counting.calls.get("stat") == 1  # immutable: stat once
+    assert counting.stats.count(f"{ASSET}/{SEGMENT}") == 1  # immutable: stat once
     assert counting.calls.get("get") is None  # never the whole object
 
 
@@ -389,3 +390,55 @@ async def test_entry_manifest_changes_reach_clients(store: Store, origin_client:
     async with client.get(MASTER_URL, headers={"Accept-Encoding": "identity"}) as resp:
         assert await resp.read() == b"#EXTM3U\n#v2\n"
         assert resp.headers["ETag"] != first_etag
+
+
+async def test_a_delete_on_another_worker_stops_this_one_serving(
+        store: Store, origin_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two origins on one store (two workers): B deletes the asset, A has its segment in
+    memory (answered by the fast lane); within media.ALIVE_FOR A answers 404."""
+    from origin import media as media_module
+
+    monkeypatch.setattr(media_module, "ALIVE_FOR", 0.5)
+    objects = await publish(store)
+    a = await origin_client(create_app(Config(), store))
+    b = await origin_client(create_app(Config(), store))
+    for _ in range(3):
+        async with a.get(SEG_URL) as resp:
+            assert resp.status == 200 and await resp.read() == objects[SEGMENT]
+    assert a.server.runner.server.lane.answered >= 1  # from memory, by the lane
+    async with b.delete(f"/v1/assets/{ASSET}") as resp:
+        assert resp.status == 204
+    await asyncio.sleep(0.7)
+    for _ in range(2):
+        async with a.get(SEG_URL) as resp:
+            assert resp.status == 404 and objects[SEGMENT][:64] not in await resp.read()
+    async with a.get(MASTER_URL) as resp:
+        assert resp.status == 404
+
+
+async def test_memory_keeps_serving_while_the_store_cannot_answer(
+        store: Store, origin_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Looking again at an asset's record must not turn a store outage into errors for
+    objects memory holds: they are served on; objects not in memory get 503."""
+    from origin import media as media_module
+    from storage.errors import StoreUnavailable
+
+    monkeypatch.setattr(media_module, "ALIVE_FOR", 0.2)
+    objects = await publish(store)
+    flaky = CountingStore(store)
+    client = await origin_client(create_app(Config(), flaky))  # type: ignore[arg-type]
+    async with client.get(SEG_URL) as resp:
+        assert resp.status == 200
+    down = StoreUnavailable("the store is down (test)")
+
+    async def stat_down(key: str) -> Any:
+        raise down
+
+    monkeypatch.setattr(flaky, "stat", stat_down)
+    await asyncio.sleep(0.3)  # the record must be looked at again
+    for _ in range(3):
+        async with client.get(SEG_URL) as resp:
+            assert resp.status == 200
+            assert await resp.read() == objects[SEGMENT]
+    async with client.get(f"/assets/{ASSET}/{INIT}") as resp:
+        assert resp.status == 503

@@ -52,6 +52,7 @@ async def test_serves_until_stopped_and_finishes_in_flight_responses(tmp_path: P
     store = LocalStore(root)
     data = os.urandom(BIG)
     await store.put_bytes("big/v/abc/low/seg_00001.m4s", data, "video/iso.segment")
+    await store.put_bytes("big/asset.json", b'{"id": "big"}', "application/json")
     port = _free_port()
     cfg = Config(storage=StorageConfig(root=str(root)),
                  origin=OriginConfig(port=port, cache_object_max=1024, access_log=False))
@@ -104,7 +105,9 @@ def test_a_response_from_the_fast_lane_is_finished_at_shutdown(tmp_path: Path) -
     root = tmp_path / "media"
     data = os.urandom(BIG)
     key = "big/v/abc/low/seg_00001.m4s"
-    asyncio.run(LocalStore(root).put_bytes(key, data, "video/iso.segment"))
+    store = LocalStore(root)
+    asyncio.run(store.put_bytes(key, data, "video/iso.segment"))
+    asyncio.run(store.put_bytes("big/asset.json", b'{"id": "big"}', "application/json"))
     port = _free_port()
     proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_STORAGE_ROOT": str(root),
                            "SORI_ORIGIN_CACHE_OBJECT_MAX": str(BIG),

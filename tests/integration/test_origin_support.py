@@ -61,6 +61,7 @@ class CountingStore:
     inner: Store
     calls: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
+    stats: list[str] = field(default_factory=list)  # keys stat'ed, in order
 
     @property
     def name(self) -> str:
@@ -71,6 +72,7 @@ class CountingStore:
 
     async def stat(self, key: str) -> ObjectInfo:
         self._count("stat")
+        self.stats.append(key)
         await asyncio.sleep(self.delay)
         return await self.inner.stat(key)
 
