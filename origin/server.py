@@ -135,7 +135,7 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
     try:
         app = create_app(cfg, store)
         runner = OriginRunner(app, handle_signals=False, access_log=None,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT)
+                              shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:
             site = web.TCPSite(runner, cfg.origin.host, cfg.origin.port, backlog=BACKLOG,
