@@ -31,5 +31,7 @@ async function getJSON(url) {
 export async function listAssets() {
   const body = await getJSON('/v1/assets');
   const assets = Array.isArray(body?.assets) ? body.assets : [];
-  return assets.sort((a, b) => String(b.created || '').localeCompare(String(a.created || '')));
+  // RFC 3339 times in UTC sort as plain strings (no locale collation to set up).
+  const created = (a) => String(a.created || '');
+  return assets.sort((a, b) => (created(a) < created(b) ? 1 : created(a) > created(b) ? -1 : 0));
 }

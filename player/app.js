@@ -48,6 +48,9 @@ function updateUrl() {
   if (state.asset) q.set('asset', state.asset.id);
   if (state.dash) q.set('dash', '1');
   const qs = q.toString();
+  // replaceState is a same-document navigation for the browser (~10 ms at start-up): only
+  // when the address changes.
+  if (location.search === (qs ? `?${qs}` : '')) return;
   history.replaceState(null, '', qs ? `?${qs}` : location.pathname);
 }
 
