@@ -154,14 +154,22 @@ class JobManager:
         error: str | None = "the server shut down before the job finished"
         try:
             async with self._slots:
-                state, error = await self._package(job, upload)
+                try:
+                    state, error = await self._package(job, upload)
+                finally:
+                    # Within the slot: the next job starts only once this one has ended.
+                    await self._finish(job, upload, state, error)
         finally:
-            # The upload goes before the final state is published, so a client that sees
-            # the job end finds nothing of it left behind.
-            await asyncio.to_thread(upload.discard)
+            if not job.ended:  # cancelled while waiting for a slot
+                await self._finish(job, upload, state, error)
             self._tasks.pop(job.id, None)
-            self._end(job, state, error)
             self._trim()
+
+    async def _finish(self, job: Job, upload: Upload, state: str, error: str | None) -> None:
+        # The upload goes before the final state is published, so a client that sees the
+        # job end finds nothing of it left behind.
+        await asyncio.to_thread(upload.discard)
+        self._end(job, state, error)
 
     async def _package(self, job: Job, upload: Upload) -> tuple[str, str | None]:
         """Package the upload; the job's final (state, error)."""
