@@ -112,7 +112,7 @@ class Lane:
         if rep is None or rep.body is None:
             return None
         if not self.media.trusted(key.partition("/")[0]):
-            return None  # time to look at the asset's record again: origin.media does
+            return None  # an asset this worker has not looked up: origin.media does
         if rep.compressible and "accept-encoding" in fields:
             return None  # gzip or identity: a negotiation, left to origin.media
         if not self.media.cors.any_origin and "origin" in fields:

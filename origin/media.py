@@ -38,9 +38,10 @@ log = logging.getLogger("sori.origin")
 
 PREFIX = "/assets/"
 STAT_CACHE_ENTRIES = 16384
-# How long a worker serves an asset from memory before it looks again at the asset's record
-# in the store: a DELETE answered by another worker (or another origin on the same store)
-# stops this one serving the asset's bytes within this time.
+# How often a worker looks again at the record of an asset it serves from memory (in the
+# background, while it goes on answering): a DELETE answered by another worker (or another
+# origin on the same store) stops this one serving the asset's bytes within this time and
+# one look at the store.
 ALIVE_FOR = 2.0
 SENDFILE_MIN = 64 * 1024  # smaller uncached objects are cheaper to stream than to sendfile
 _NOT_MODIFIED_DROP = (h.CONTENT_TYPE, h.CONTENT_ENCODING, h.ACCEPT_RANGES)
@@ -162,15 +163,22 @@ class MediaHandler:
     # --- is the asset still there? ---------------------------------------------------------
 
     def trusted(self, asset_id: str) -> bool:
-        """True while the asset's record was seen in the store within ALIVE_FOR."""
+        """True while the asset's record was seen in the store within ALIVE_FOR; when that
+        has lapsed for an asset seen before, a look in the background is started and the
+        answer is still True (stale-while-revalidate: a request never waits for it)."""
         until = self.alive.get(asset_id)
-        return until is not None and until > time.monotonic()
+        if until is None:
+            return False
+        if until <= time.monotonic() and asset_id not in self._checks:
+            task = asyncio.ensure_future(self._checks.run(asset_id, lambda: self._look(asset_id)))
+            task.add_done_callback(_consume)
+        return True
 
     async def confirm(self, asset_id: str) -> None:
-        """Raise NotFound, and forget what is cached of it, when the asset's record is gone
-        from the store (it is written last when packaging and deleted first by DELETE).
-        Looked at once per ALIVE_FOR per asset, one look at a time. When the store does
-        not answer, what memory holds keeps being served."""
+        """For an asset not seen before: raise NotFound (and forget what is cached of it)
+        when its record is not in the store (it is written last when packaging and deleted
+        first by DELETE). One look at a time per asset. When the store does not answer,
+        what memory holds keeps being served."""
         if not self.trusted(asset_id):
             await self._checks.run(asset_id, lambda: self._look(asset_id))
 
@@ -365,6 +373,12 @@ class MediaHandler:
 
     def preflight(self, request: web.Request) -> web.Response:
         return self.cors.preflight(request)
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    """A background look's outcome is in the cache state; its NotFound is not an error."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _open_local(store: Store, key: str) -> IO[bytes] | None:

@@ -127,6 +127,9 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._inflight)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._inflight
+
     async def run(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
         fut = self._inflight.get(key)
         if fut is None:

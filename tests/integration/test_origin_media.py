@@ -395,7 +395,8 @@ async def test_entry_manifest_changes_reach_clients(store: Store, origin_client:
 async def test_a_delete_on_another_worker_stops_this_one_serving(
         store: Store, origin_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two origins on one store (two workers): B deletes the asset, A has its segment in
-    memory (answered by the fast lane); within media.ALIVE_FOR A answers 404."""
+    memory (answered by the fast lane). Once media.ALIVE_FOR has passed, A's next request
+    starts a look at the asset's record (and is still answered); after that look, 404."""
     from origin import media as media_module
 
     monkeypatch.setattr(media_module, "ALIVE_FOR", 0.5)
@@ -409,6 +410,9 @@ async def test_a_delete_on_another_worker_stops_this_one_serving(
     async with b.delete(f"/v1/assets/{ASSET}") as resp:
         assert resp.status == 204
     await asyncio.sleep(0.7)
+    async with a.get(SEG_URL) as resp:  # answered while the look runs
+        await resp.read()
+    await asyncio.sleep(0.3)
     for _ in range(2):
         async with a.get(SEG_URL) as resp:
             assert resp.status == 404 and objects[SEGMENT][:64] not in await resp.read()
