@@ -6,7 +6,8 @@ in-memory origin at about 24,000 segment responses a second with two
 processes, while the same bytes written by a bare asyncio protocol reach
 nginx's 45,000. The fast lane takes that machinery off the path of the one
 request that dominates an origin's traffic: a plain GET or HEAD of an object
-already in the media cache.
+already in the media cache; and of the player page's own files (origin/pages.py,
+from its memory), which a browser asks for a dozen at once when the page opens.
 
 `FastLaneHandler` is aiohttp's own connection handler (`RequestHandler`) with
 one step in front of its parser. Incoming bytes are cut into request heads;
@@ -20,11 +21,12 @@ request handed to aiohttp is unfinished (`_pending`). A request with content
 (an upload), an Upgrade, or anything not in plain form (origin/request_head.py)
 hands the rest of the connection to aiohttp for good.
 
-What the lane answers is exactly what origin.media would answer for the same
-request: 200 with the object's precomputed headers (including CORS for `*`
-origins), the same metrics and the same access-log line. Everything that needs
-a decision (Range, If-*, gzip of a playlist, a listed CORS origin,
-`Connection` other than keep-alive, HTTP/1.0, a query string) goes to aiohttp.
+What the lane answers is exactly what origin.media (or origin.pages) would
+answer for the same request: 200 with the same headers (including CORS for `*`
+origins, gzip when accepted for page files), the same metrics and the same
+access-log line. Everything that needs a decision (Range, If-*, gzip of a
+playlist, a listed CORS origin, `Connection` other than keep-alive, HTTP/1.0, a
+query string on media) goes to aiohttp.
 
 It leans on aiohttp's RequestHandler internals (`_handle_request`, `_messages`,
 `_close`, `_force_close`, `_paused`, `_next_keepalive_close_time`), which is why
@@ -45,11 +47,12 @@ from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.web_protocol import RequestHandler
 
 from origin import headers as h
+from origin import pages
 from origin.accesslog import AccessLog
 from origin.app import ACCESS_LOG_KEY, MEDIA_KEY
 from origin.media import PREFIX, MediaHandler
-from origin.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics
-from origin.representation import Representation
+from origin.metrics import METRICS_KEY, ROUTE_MEDIA, ROUTE_PAGE, Metrics
+from origin.representation import Representation, accepts_gzip
 from origin.request_head import HEAD_END, MAX_HEAD, RequestHead, parse_head
 
 # Request fields that make the answer depend on more than the object: aiohttp decides.
@@ -75,39 +78,52 @@ class HttpDate:
         return self._line
 
 
-def wire_headers(rep: Representation) -> bytes:
-    """The header block of a 200 for `rep` (everything but Date), as sent on the wire."""
-    fields = {**rep.headers, h.CONTENT_LENGTH: str(rep.size), "Server": SERVER_SOFTWARE}
+def wire_headers(headers: dict[str, str], length: int) -> bytes:
+    """The header block of a 200 (everything but Date), as sent on the wire."""
+    fields = {**headers, h.CONTENT_LENGTH: str(length), "Server": SERVER_SOFTWARE}
     return "".join(f"{k}: {v}\r\n" for k, v in fields.items()).encode("latin-1")
 
 
 class Lane:
     """Answers plain GET/HEAD requests for cached media; shared by a worker's connections."""
 
-    def __init__(self, media: MediaHandler, metrics: Metrics, access_log: AccessLog) -> None:
+    def __init__(self, media: MediaHandler, metrics: Metrics, access_log: AccessLog,
+                 serve_pages: bool = True) -> None:
         self.media = media
+        self.serve_pages = serve_pages
         self.metrics = metrics
         self.access_log = access_log
         self.date = HttpDate()
         self.answered = 0  # requests this lane answered (tests and debugging)
 
-    def lookup(self, head: RequestHead) -> Representation | None:
-        """The cached representation to answer `head` with as a plain 200, or None."""
+    def answer(self, head: RequestHead) -> tuple[tuple[bytes, ...], int, str | None] | None:
+        """(the response's bytes, body bytes, cache result) for a request this lane
+        answers (a 200 with nothing to decide), after the bookkeeping origin.app's `edge`
+        does; None for any other request."""
+        if not self._plain(head):
+            return None
+        if head.target.startswith(PREFIX):
+            rep = self.lookup(head)
+            return None if rep is None else self.respond(head, rep)
+        return self.page(head) if self.serve_pages else None
+
+    @staticmethod
+    def _plain(head: RequestHead) -> bool:
         if head.method not in ("GET", "HEAD") or head.minor != 1:
-            return None
-        target = head.target
-        if not target.startswith(PREFIX):
-            return None
+            return False
         fields = head.fields
         if not _DEFER_FIELDS.isdisjoint(fields):
-            return None
+            return False
         host = fields.get("host")
         if not host or "," in host:
-            return None  # RFC 9112 §3.2: exactly one Host, or aiohttp's 400
+            return False  # RFC 9112 §3.2: exactly one Host, or aiohttp's 400
         connection = fields.get("connection")
-        if connection is not None and connection.lower() != "keep-alive":
-            return None
-        key = target[len(PREFIX):]
+        return connection is None or connection.lower() == "keep-alive"
+
+    def lookup(self, head: RequestHead) -> Representation | None:
+        """The cached media to answer `head` (a plain GET/HEAD) with as a 200, or None."""
+        fields = head.fields
+        key = head.target[len(PREFIX):]
         rep = self.media.cache.get(key)  # only checked keys are cached
         if rep is None or rep.body is None:
             return None
@@ -119,11 +135,11 @@ class Lane:
             return None  # the allowed origin is echoed per request
         return rep
 
-    def respond(self, head: RequestHead, rep: Representation) -> tuple[bytes, ...]:
-        """The bytes of the 200, after the bookkeeping origin.app's `edge` does."""
+    def respond(self, head: RequestHead,
+                rep: Representation) -> tuple[tuple[bytes, ...], int, str | None]:
         block = rep.wire_head
         if block is None:
-            block = rep.wire_head = wire_headers(rep)
+            block = rep.wire_head = wire_headers(rep.headers, rep.size)
         body = rep.body
         assert body is not None
         self.answered += 1
@@ -131,9 +147,28 @@ class Lane:
         metrics.cache_hits.inc()
         if head.method == "HEAD":
             metrics.observe_request(ROUTE_MEDIA, 200, 0)
-            return (_STATUS_200, self.date.line(), block, b"\r\n")
+            return (_STATUS_200, self.date.line(), block, b"\r\n"), 0, "hit"
         metrics.observe_request(ROUTE_MEDIA, 200, len(body))
-        return (_STATUS_200, self.date.line(), block, b"\r\n", body)
+        return (_STATUS_200, self.date.line(), block, b"\r\n", body), len(body), "hit"
+
+    def page(self, head: RequestHead) -> tuple[tuple[bytes, ...], int, str | None] | None:
+        """The player page and its files (origin/pages.py), from its memory."""
+        found = pages.resolve(head.target.partition("?")[0])
+        if found is None:
+            return None
+        path, content_type, cache = found
+        gz = accepts_gzip(head.fields.get("accept-encoding"))
+        plain = pages.plain_200(path, content_type, cache, gz)
+        if plain is None:
+            return None  # missing: aiohttp's 404 says how to install it
+        headers, body = plain
+        block = wire_headers(headers, len(body))
+        self.answered += 1
+        if head.method == "HEAD":
+            self.metrics.observe_request(ROUTE_PAGE, 200, 0)
+            return (_STATUS_200, self.date.line(), block, b"\r\n"), 0, None
+        self.metrics.observe_request(ROUTE_PAGE, 200, len(body))
+        return (_STATUS_200, self.date.line(), block, b"\r\n", body), len(body), None
 
 
 class FastLaneHandler(RequestHandler):
@@ -213,18 +248,19 @@ class FastLaneHandler(RequestHandler):
                 or transport is None or transport.is_closing()):
             return False
         lane = self._lane
-        rep = lane.lookup(head)
-        if rep is None:
-            return False
         t0 = time.perf_counter()
-        transport.writelines(lane.respond(head, rep))
+        answer = lane.answer(head)
+        if answer is None:
+            return False
+        parts, nbytes, cache = answer
+        transport.writelines(parts)
         if self._keepalive_timeout > 0:
             self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
         if lane.access_log.enabled:
             peer = transport.get_extra_info("peername")
             lane.access_log.write(
-                head.method, head.target, 200, 0 if head.method == "HEAD" else rep.size,
-                time.perf_counter() - t0, None, "hit",
+                head.method, head.target.partition("?")[0], 200, nbytes,
+                time.perf_counter() - t0, None, cache,
                 peer[0] if isinstance(peer, tuple) else None, head.fields.get("user-agent"))
         return True
 
@@ -250,4 +286,6 @@ class OriginRunner(web.AppRunner):
         app = self.app
         if MEDIA_KEY not in app:  # an app without media (e.g. pages alone): nothing to speed up
             return plain
-        return LaneServer(plain, Lane(app[MEDIA_KEY], app[METRICS_KEY], app[ACCESS_LOG_KEY]))
+        serve_pages = "player-index" in app.router.named_resources()  # origin.pages is set up
+        return LaneServer(plain, Lane(app[MEDIA_KEY], app[METRICS_KEY], app[ACCESS_LOG_KEY],
+                                      serve_pages))

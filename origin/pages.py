@@ -125,33 +125,70 @@ def _load(path: Path) -> _Loaded | None:
     return item
 
 
+def resolve(url_path: str) -> tuple[Path, str, str] | None:
+    """The file, content type and Cache-Control behind a URL path of the page, or None."""
+    if url_path == "/":
+        return PLAYER_DIR / "index.html", HTML, PAGE_CACHE
+    if url_path.startswith("/player/"):
+        content_type = PAGE_FILES.get(url_path[len("/player/"):])
+        if content_type is not None:
+            return PLAYER_DIR / url_path[len("/player/"):], content_type, PAGE_CACHE
+    elif url_path.startswith("/vendor/"):
+        rel = VENDOR_FILES.get(url_path[len("/vendor/"):])
+        if rel is not None:
+            return NODE_MODULES / rel, JS, VENDOR_CACHE
+    return None
+
+
+def plain_200(path: Path, content_type: str, cache: str,
+              gz: bool) -> tuple[dict[str, str], bytes] | None:
+    """Headers and body of a 200 for a request with no preconditions (origin.fast_lane
+    answers those itself), or None when the file is missing."""
+    item = _load(path)
+    if item is None:
+        return None
+    headers = _headers(item, content_type, cache, gz)
+    return headers, _body(item, gz)
+
+
+def _headers(item: _Loaded, content_type: str, cache: str, gz: bool) -> dict[str, str]:
+    headers = {h.CONTENT_TYPE: content_type, h.CACHE_CONTROL: cache,
+               h.ETAG: gzip_etag(item.etag) if gz else item.etag,
+               h.LAST_MODIFIED: format_http_date(item.last_modified), h.VARY: "Accept-Encoding",
+               "X-Content-Type-Options": "nosniff"}
+    if gz:
+        headers[h.CONTENT_ENCODING] = h.GZIP
+    return headers
+
+
+def _body(item: _Loaded, gz: bool) -> bytes:
+    if not gz:
+        return item.body
+    if item.gz is None:
+        item.gz = compress(item.body)
+    return item.gz
+
+
 def _file(request: web.Request, path: Path, content_type: str, cache: str,
           label: str) -> web.Response:
     item = _load(path) if path.is_file() else None
     if item is None:
         return _error(404, f"{label} is missing from this installation")
     gz = accepts_gzip(request.headers.get(h.ACCEPT_ENCODING))
-    etag = gzip_etag(item.etag) if gz else item.etag
-    headers = {h.CONTENT_TYPE: content_type, h.CACHE_CONTROL: cache, h.ETAG: etag,
-               h.LAST_MODIFIED: format_http_date(item.last_modified), h.VARY: "Accept-Encoding",
-               "X-Content-Type-Options": "nosniff"}
+    headers = _headers(item, content_type, cache, gz)
     hdrs = request.headers
-    outcome = evaluate(request.method, etag, item.last_modified,
+    outcome = evaluate(request.method, headers[h.ETAG], item.last_modified,
                        if_match=hdrs.get(h.IF_MATCH),
                        if_unmodified_since=hdrs.get(h.IF_UNMODIFIED_SINCE),
                        if_none_match=hdrs.get(h.IF_NONE_MATCH),
                        if_modified_since=hdrs.get(h.IF_MODIFIED_SINCE))
     if outcome is Outcome.NOT_MODIFIED:
         del headers[h.CONTENT_TYPE]
+        headers.pop(h.CONTENT_ENCODING, None)
         return web.Response(status=304, headers=headers)
     if outcome is Outcome.PRECONDITION_FAILED:
         return _error(412, "precondition failed")
-    if gz:
-        if item.gz is None:
-            item.gz = compress(item.body)
-        headers[h.CONTENT_ENCODING] = h.GZIP
-        return web.Response(body=item.gz, headers=headers)
-    return web.Response(body=item.body, headers=headers)
+    return web.Response(body=_body(item, gz), headers=headers)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -359,3 +359,55 @@ async def test_listed_cors_origins_are_echoed_by_aiohttp(local_store: Store,
     assert "access-control-allow-origin" not in without.headers
     assert with_origin.headers["vary"] == without.headers["vary"] == "Origin"
     assert o.lane.answered == 1  # only the request without Origin
+
+
+@pytest.mark.parametrize("target", ["/", "/?asset=talk-1", "/player/app.js",
+                                    "/player/style.css", "/vendor/hls.min.js"])
+@pytest.mark.parametrize("encoding", [None, "gzip, deflate, br"])
+async def test_page_files_are_answered_by_the_lane_as_aiohttp_answers_them(
+        local_store: Store, origin: Origin, aiohttp_client: Any, target: str,
+        encoding: str | None) -> None:
+    plain = await aiohttp_client(create_app(Config(), local_store))  # no fast lane
+    extra = [f"Accept-Encoding: {encoding}"] if encoding else []
+    replies = []
+    for host, port in ((origin.host, origin.port), (plain.server.host, plain.server.port)):
+        for method in ("GET", "HEAD"):
+            conn = await _connect(host, port)
+            start = origin.lane.answered
+            await conn.send(req(target, method, *extra))
+            replies.append(await conn.reply(method))
+            conn.close()
+            if port == origin.port:
+                assert origin.lane.answered == start + 1
+    for fast, slow in ((replies[0], replies[2]), (replies[1], replies[3])):
+        assert fast.status == slow.status == 200
+        fast.headers.pop("date"), slow.headers.pop("date")
+        assert fast.headers == slow.headers
+        assert fast.body == slow.body
+    assert replies[0].headers.get("content-encoding") == ("gzip" if encoding else None)
+    assert len(replies[0].body) == int(replies[0].headers["content-length"])
+
+
+async def test_a_page_revalidation_goes_to_aiohttp(origin: Origin) -> None:
+    conn = await origin.connect()
+    await conn.send(req("/player/app.js"))
+    first = await conn.reply()
+    start = origin.lane.answered
+    await conn.send(req("/player/app.js", "GET", f"If-None-Match: {first.headers['etag']}"))
+    again = await conn.reply()
+    conn.close()
+    assert again.status == 304 and origin.lane.answered == start
+
+
+async def test_a_missing_vendor_file_is_left_to_aiohttps_404(
+        origin: Origin, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from origin import pages
+
+    monkeypatch.setattr(pages, "NODE_MODULES", tmp_path / "node_modules")
+    conn = await origin.connect()
+    start = origin.lane.answered
+    await conn.send(req("/vendor/hls.min.js"))
+    reply = await conn.reply()
+    conn.close()
+    assert reply.status == 404 and b"make demo" in reply.body
+    assert origin.lane.answered == start
