@@ -18,17 +18,8 @@
 // navigation started. Output: one JSON line {"runs": [{...run, "ms", "error", "resources"}]}.
 
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 
-// playwright-core is installed for the end-to-end tests; use that copy.
-const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
-
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
+import { launchChromium } from './browser.mjs';
 
 const scenario = JSON.parse(fs.readFileSync(0, 'utf8'));
 const timeout = scenario.timeout ?? 15000;
@@ -100,7 +91,7 @@ async function once(browser, run) {
   }
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launchChromium(scenario.chromium);
 const results = [];
 try {
   for (const run of scenario.runs) results.push(await once(browser, run));

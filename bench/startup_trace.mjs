@@ -8,10 +8,7 @@
 // Each run is a fresh browser context; the first RUNS-1 print only their `playing` time,
 // the last one prints its whole timeline.
 
-import { createRequire } from 'node:module';
-
-const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+import { launchChromium } from './browser.mjs';
 
 const [base, asset, runsArg] = process.argv.slice(2);
 if (!base || !asset) {
@@ -19,9 +16,6 @@ if (!base || !asset) {
   process.exit(2);
 }
 const runs = Number(runsArg || 3);
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required'];
 const QUIET_HLS_EVENTS = /fragLoading|fragProgress|bufferAppending|bufferAppended|bufferFlush|fpsDrop|levelUpdated|levelPtsUpdated|fragParsing|fragDecrypted/;
 
 // Runs in the page before its scripts: marks what happens, and starts the asset through the
@@ -71,7 +65,7 @@ function hook({ id, quiet }) {
   });
 }
 
-const browser = await chromium.launch({ executablePath: process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium', headless: true, args: ARGS });
+const browser = await launchChromium(process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium');
 try {
   for (let i = 0; i < runs; i++) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import time
 from typing import Any
 
@@ -50,6 +49,7 @@ from origin import headers as h
 from origin import pages
 from origin.accesslog import AccessLog
 from origin.app import ACCESS_LOG_KEY, MEDIA_KEY
+from origin.conditional import format_http_date
 from origin.media import PREFIX, MediaHandler
 from origin.metrics import METRICS_KEY, ROUTE_MEDIA, ROUTE_PAGE, Metrics
 from origin.representation import Representation, accepts_gzip
@@ -74,7 +74,7 @@ class HttpDate:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._line = f"Date: {email.utils.formatdate(now, usegmt=True)}\r\n".encode()
+            self._line = f"Date: {format_http_date(now)}\r\n".encode()
         return self._line
 
 
@@ -142,14 +142,8 @@ class Lane:
             block = rep.wire_head = wire_headers(rep.headers, rep.size)
         body = rep.body
         assert body is not None
-        self.answered += 1
-        metrics = self.metrics
-        metrics.cache_hits.inc()
-        if head.method == "HEAD":
-            metrics.observe_request(ROUTE_MEDIA, 200, 0)
-            return (_STATUS_200, self.date.line(), block, b"\r\n"), 0, "hit"
-        metrics.observe_request(ROUTE_MEDIA, 200, len(body))
-        return (_STATUS_200, self.date.line(), block, b"\r\n", body), len(body), "hit"
+        self.metrics.cache_hits.inc()
+        return self._reply(head, ROUTE_MEDIA, block, body, "hit")
 
     def page(self, head: RequestHead) -> tuple[tuple[bytes, ...], int, str | None] | None:
         """The player page and its files (origin/pages.py), from its memory."""
@@ -162,13 +156,16 @@ class Lane:
         if plain is None:
             return None  # missing: aiohttp's 404 says how to install it
         headers, body = plain
-        block = wire_headers(headers, len(body))
+        return self._reply(head, ROUTE_PAGE, wire_headers(headers, len(body)), body, None)
+
+    def _reply(self, head: RequestHead, route: str, block: bytes, body: bytes,
+               cache: str | None) -> tuple[tuple[bytes, ...], int, str | None]:
+        """The 200 on the wire (no body for HEAD), counted as `edge` counts it."""
         self.answered += 1
-        if head.method == "HEAD":
-            self.metrics.observe_request(ROUTE_PAGE, 200, 0)
-            return (_STATUS_200, self.date.line(), block, b"\r\n"), 0, None
-        self.metrics.observe_request(ROUTE_PAGE, 200, len(body))
-        return (_STATUS_200, self.date.line(), block, b"\r\n", body), len(body), None
+        nbytes = 0 if head.method == "HEAD" else len(body)
+        self.metrics.observe_request(route, 200, nbytes)
+        parts = (_STATUS_200, self.date.line(), block, b"\r\n")
+        return (parts + (body,) if nbytes else parts), nbytes, cache
 
 
 class FastLaneHandler(RequestHandler):

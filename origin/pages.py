@@ -171,7 +171,7 @@ def _body(item: _Loaded, gz: bool) -> bytes:
 
 def _file(request: web.Request, path: Path, content_type: str, cache: str,
           label: str) -> web.Response:
-    item = _load(path) if path.is_file() else None
+    item = _load(path)
     if item is None:
         return _error(404, f"{label} is missing from this installation")
     gz = accepts_gzip(request.headers.get(h.ACCEPT_ENCODING))

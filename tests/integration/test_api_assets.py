@@ -4,6 +4,7 @@ nothing; delete; download with resume; presigned URLs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from pathlib import Path
@@ -312,8 +313,6 @@ async def test_presigned_url_on_s3_serves_the_same_bytes(s3_store: Store, tmp_pa
     def fetch() -> tuple[bytes, str]:
         with urllib.request.urlopen(signed["url"], timeout=10) as r:
             return r.read(), r.headers.get("Content-Disposition", "")
-
-    import asyncio
 
     data, disposition = await asyncio.to_thread(fetch)
     assert data == direct

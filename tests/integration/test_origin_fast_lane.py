@@ -79,8 +79,7 @@ class Origin:
     client: Any
 
     async def connect(self) -> Conn:
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        return Conn(reader, writer)
+        return await _connect(self.host, self.port)
 
     async def warm(self, *targets: str) -> None:
         """Put objects in the media cache (the first request of each is a miss)."""

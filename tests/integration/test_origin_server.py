@@ -77,14 +77,18 @@ async def test_serves_until_stopped_and_finishes_in_flight_responses(tmp_path: P
             pass
 
 
+# `sori serve` as a command line, in a process of its own.
+SERVE_CODE = ("import sys; from sori.config import load; from origin.server import serve; "
+              "sys.exit(serve(load()))")
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _serve_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`sori serve` (origin.server.serve) in its own process, once /healthz answers."""
     env = {**os.environ, **env}
     env.pop("SORI_CONFIG", None)
-    code = ("import sys; from sori.config import load; from origin.server import serve; "
-            "sys.exit(serve(load()))")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_CODE], env=env,
+                            stderr=subprocess.PIPE, cwd=REPO)
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -142,24 +146,10 @@ def test_a_response_from_the_fast_lane_is_finished_at_shutdown(tmp_path: Path) -
 
 def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
-           "SORI_STORAGE_ROOT": str(tmp_path / "media"), "SORI_ORIGIN_ACCESS_LOG": "false"}
-    env.pop("SORI_CONFIG", None)
-    code = ("import sys; from sori.config import load; from origin.server import serve; "
-            "sys.exit(serve(load()))")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                           "SORI_ORIGIN_ACCESS_LOG": "false"})
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
         for _ in range(20):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
                 assert r.status == 200
@@ -175,9 +165,7 @@ def test_refuses_to_start_exposed(tmp_path: Path) -> None:
     env = {**os.environ, "SORI_ORIGIN_HOST": "0.0.0.0", "SORI_ORIGIN_PORT": str(_free_port()),
            "SORI_STORAGE_ROOT": str(tmp_path / "media")}
     env.pop("SORI_SECURITY_API_KEYS", None)
-    code = ("import sys; from sori.config import load; from origin.server import serve; "
-            "sys.exit(serve(load()))")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            timeout=30, cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run([sys.executable, "-c", SERVE_CODE], env=env, capture_output=True,
+                            timeout=30, cwd=REPO)
     assert result.returncode == 2
     assert b"api_keys" in result.stderr

@@ -1,0 +1,18 @@
+// Debian's Chromium for the start-up benchmarks, launched the same way by each of them.
+
+import { createRequire } from 'node:module';
+
+// playwright-core is installed for the end-to-end tests; use that copy.
+const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+export const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/** A headless Chromium from `executablePath`, with the benchmarks' flags. */
+export function launchChromium(executablePath) {
+  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+}
