@@ -19,17 +19,19 @@
 
 import fs from 'node:fs';
 
-import { launchChromium } from './browser.mjs';
+import { DONE, launchChromium, waitForDone } from './browser.mjs';
 
 const scenario = JSON.parse(fs.readFileSync(0, 'utf8'));
 const timeout = scenario.timeout ?? 15000;
 
 // Runs in the page before any of its scripts.
-function hook({ id, dash }) {
+function hook({ id, dash, done }) {
   const mark = { playing: null, error: null };
   window.__startup = mark;
   document.addEventListener('playing', () => {
-    if (mark.playing === null) mark.playing = performance.now();
+    if (mark.playing !== null) return;
+    mark.playing = performance.now();
+    console.debug(done);
   }, true); // capture: media events do not bubble
   let player;
   Object.defineProperty(window, 'soriPlayer', {
@@ -37,7 +39,7 @@ function hook({ id, dash }) {
     get() { return player; },
     set(value) {
       player = value;
-      value.load(id, { dash }).catch((err) => { mark.error = String(err); });
+      value.load(id, { dash }).catch((err) => { mark.error = String(err); console.debug(done); });
     },
   });
 }
@@ -59,7 +61,7 @@ async function once(browser, run) {
   try {
     page = await context.newPage();
     page.on('pageerror', (err) => errors.push(String(err)));
-    await page.addInitScript(hook, { id: run.asset, dash: Boolean(run.dash) });
+    await page.addInitScript(hook, { id: run.asset, dash: Boolean(run.dash), done: DONE });
     if (scenario.rtt) {
       // A network with this round-trip time (Chromium's own emulation, as DevTools does).
       const cdp = await context.newCDPSession(page);
@@ -69,9 +71,9 @@ async function once(browser, run) {
       });
     }
     const url = `${run.base}/?asset=${encodeURIComponent(run.asset)}${run.dash ? '&dash=1' : ''}`;
+    const done = waitForDone(page, timeout);
     await page.goto(url, { waitUntil: 'commit' });
-    await page.waitForFunction(() => window.__startup.playing !== null || window.__startup.error,
-      null, { timeout, polling: 10 });
+    await done;
     const result = await page.evaluate(() => ({
       ms: window.__startup.playing,
       error: window.__startup.error,

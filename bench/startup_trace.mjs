@@ -8,7 +8,7 @@
 // Each run is a fresh browser context; the first RUNS-1 print only their `playing` time,
 // the last one prints its whole timeline.
 
-import { launchChromium } from './browser.mjs';
+import { DONE, launchChromium, waitForDone } from './browser.mjs';
 
 const [base, asset, runsArg] = process.argv.slice(2);
 if (!base || !asset) {
@@ -20,7 +20,7 @@ const QUIET_HLS_EVENTS = /fragLoading|fragProgress|bufferAppending|bufferAppende
 
 // Runs in the page before its scripts: marks what happens, and starts the asset through the
 // page's test hook as soon as it exists (as bench/startup.mjs does).
-function hook({ id, quiet }) {
+function hook({ id, quiet, done }) {
   const marks = [];
   const mark = (name) => marks.push([Math.round(performance.now()), name]);
   window.__marks = marks;
@@ -42,6 +42,7 @@ function hook({ id, quiet }) {
   for (const ev of ['loadstart', 'loadedmetadata', 'loadeddata', 'canplay', 'playing', 'waiting']) {
     document.addEventListener(ev, () => mark(`video ${ev}`), true);
   }
+  document.addEventListener('playing', () => console.debug(done), { capture: true, once: true });
   const append = SourceBuffer.prototype.appendBuffer;
   SourceBuffer.prototype.appendBuffer = function (data) {
     mark(`appendBuffer ${data.byteLength} B`);
@@ -60,7 +61,7 @@ function hook({ id, quiet }) {
     set(value) {
       player = value;
       mark('page script ready');
-      value.load(id, {}).catch((err) => mark(`load failed: ${err}`));
+      value.load(id, {}).catch((err) => { mark(`load failed: ${err}`); console.debug(done); });
     },
   });
 }
@@ -70,17 +71,17 @@ try {
   for (let i = 0; i < runs; i++) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
-    await page.addInitScript(hook, { id: asset, quiet: QUIET_HLS_EVENTS.source });
+    await page.addInitScript(hook, { id: asset, quiet: QUIET_HLS_EVENTS.source, done: DONE });
+    const done = waitForDone(page, 15000);
     await page.goto(`${base}/?asset=${encodeURIComponent(asset)}`, { waitUntil: 'commit' });
-    await page.waitForFunction(() => window.__marks.some(([, n]) => n === 'video playing'), null,
-      { timeout: 15000, polling: 10 });
+    await done;
     const { marks, fetches } = await page.evaluate(() => ({
       marks: window.__marks,
       fetches: performance.getEntriesByType('resource').map((e) => [
         Math.round(e.startTime), `fetch ${new URL(e.name).pathname} (${Math.round(e.startTime)}-${Math.round(e.responseEnd)})`]),
     }));
-    const playing = marks.find(([, n]) => n === 'video playing')[0];
-    console.log(`run ${i + 1}: playing at ${playing} ms`);
+    const playing = marks.find(([, n]) => n === 'video playing')?.[0] ?? Infinity;
+    console.log(`run ${i + 1}: ${playing === Infinity ? 'never playing' : `playing at ${playing} ms`}`);
     if (i === runs - 1) {
       for (const [t, what] of [...marks, ...fetches].sort((a, b) => a[0] - b[0])) {
         if (t <= playing) console.log(`${String(t).padStart(6)}  ${what}`);
