@@ -8,7 +8,7 @@
 // Each run is a fresh browser context; the first RUNS-1 print only their `playing` time,
 // the last one prints its whole timeline.
 
-import { DONE, launchChromium, waitForDone } from './browser.mjs';
+import { Browser, REPORT } from './browser.mjs';
 
 const [base, asset, runsArg] = process.argv.slice(2);
 if (!base || !asset) {
@@ -20,7 +20,8 @@ const QUIET_HLS_EVENTS = /fragLoading|fragProgress|bufferAppending|bufferAppende
 
 // Runs in the page before its scripts: marks what happens, and starts the asset through the
 // page's test hook as soon as it exists (as bench/startup.mjs does).
-function hook({ id, quiet, done }) {
+function hook(id, quiet, report) {
+  const done = () => window[report]('{}');
   const marks = [];
   const mark = (name) => marks.push([Math.round(performance.now()), name]);
   window.__marks = marks;
@@ -42,7 +43,7 @@ function hook({ id, quiet, done }) {
   for (const ev of ['loadstart', 'loadedmetadata', 'loadeddata', 'canplay', 'playing', 'waiting']) {
     document.addEventListener(ev, () => mark(`video ${ev}`), true);
   }
-  document.addEventListener('playing', () => console.debug(done), { capture: true, once: true });
+  document.addEventListener('playing', done, { capture: true, once: true });
   const append = SourceBuffer.prototype.appendBuffer;
   SourceBuffer.prototype.appendBuffer = function (data) {
     mark(`appendBuffer ${data.byteLength} B`);
@@ -61,25 +62,25 @@ function hook({ id, quiet, done }) {
     set(value) {
       player = value;
       mark('page script ready');
-      value.load(id, {}).catch((err) => { mark(`load failed: ${err}`); console.debug(done); });
+      value.load(id, {}).catch((err) => { mark(`load failed: ${err}`); done(); });
     },
   });
 }
 
-const browser = await launchChromium(process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium');
+const FETCHES = `performance.getEntriesByType('resource').map((e) => [
+  Math.round(e.startTime), \`fetch \${new URL(e.name).pathname} (\${Math.round(e.startTime)}-\${Math.round(e.responseEnd)})\`])`;
+
+const browser = Browser.launch(process.env.SORI_TEST_CHROMIUM || '/usr/bin/chromium');
 try {
   for (let i = 0; i < runs; i++) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.addInitScript(hook, { id: asset, quiet: QUIET_HLS_EVENTS.source, done: DONE });
-    const done = waitForDone(page, 15000);
-    await page.goto(`${base}/?asset=${encodeURIComponent(asset)}`, { waitUntil: 'commit' });
-    await done;
-    const { marks, fetches } = await page.evaluate(() => ({
-      marks: window.__marks,
-      fetches: performance.getEntriesByType('resource').map((e) => [
-        Math.round(e.startTime), `fetch ${new URL(e.name).pathname} (${Math.round(e.startTime)}-${Math.round(e.responseEnd)})`]),
-    }));
+    const context = await browser.newContext();
+    const page = await browser.newPage(context,
+      `(${hook})(${JSON.stringify(asset)}, ${JSON.stringify(QUIET_HLS_EVENTS.source)}, ${JSON.stringify(REPORT)});`);
+    const reported = page.report(15000);
+    await page.goto(`${base}/?asset=${encodeURIComponent(asset)}`);
+    await reported;
+    const marks = await page.evaluate('window.__marks');
+    const fetches = await page.evaluate(FETCHES);
     const playing = marks.find(([, n]) => n === 'video playing')?.[0] ?? Infinity;
     console.log(`run ${i + 1}: ${playing === Infinity ? 'never playing' : `playing at ${playing} ms`}`);
     if (i === runs - 1) {
@@ -87,7 +88,8 @@ try {
         if (t <= playing) console.log(`${String(t).padStart(6)}  ${what}`);
       }
     }
-    await context.close();
+    await page.close();
+    await browser.closeContext(context);
   }
 } finally {
   await browser.close();

@@ -175,16 +175,44 @@ async function loadLibrary(preferId = null) {
   }
   const count = state.assets.length;
   $('#library-count').textContent = count ? `${count} asset${count === 1 ? '' : 's'}` : '';
-  renderGallery(galleryNode, state.assets, (asset) => {
-    select(asset, { play: true });
-    panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
-  });
   const wanted = state.assets.find((a) => a.id === (preferId || params.get('asset')));
   const first = wanted || state.assets.find((a) => a.state !== 'failed');
   if (first) select(first);
   else panel.hidden = true;
-  if (state.asset) markCurrent(galleryNode, state.asset.id);
+  // A link to one asset shows that asset first: the library below it is drawn once the
+  // stream has started (or could not), so that its layout and posters do not compete with
+  // the start of playback on the page's one main thread.
+  const draw = () => {
+    renderGallery(galleryNode, state.assets, (asset) => {
+      select(asset, { play: true });
+      panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    });
+    if (state.asset) markCurrent(galleryNode, state.asset.id);
+  };
+  if (wanted && !preferId) startupSettled.then(draw);
+  else draw();
 }
+
+/** Settles when a linked asset's stream has its first frames (or an error, or after 3 s). */
+function settled() {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      for (const ev of SETTLED_ON) video.removeEventListener(ev, done);
+      // after the frame that shows the first picture
+      requestAnimationFrame(() => setTimeout(resolve));
+    };
+    const timer = setTimeout(done, 3000);
+    for (const ev of SETTLED_ON) video.addEventListener(ev, done);
+  });
+}
+const SETTLED_ON = ['playing', 'canplay', 'error'];
+const startupSettled = params.get('asset') ? settled() : Promise.resolve();
+
+// The tab's icon: an SVG icon is a whole SVG document to the renderer, so it comes after.
+startupSettled.then(() => {
+  document.head.append(el('link', { rel: 'icon', href: '/player/favicon.svg', type: 'image/svg+xml' }));
+});
 
 renderEngineToggle();
 const ready = loadLibrary();

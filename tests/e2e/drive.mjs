@@ -250,6 +250,14 @@ async function runPlay(browser) {
     // click, and the player took that hls.js instance over (player/index.html).
     check(`${name}: the stream started early by the page was adopted`,
       await page.evaluate(() => window.soriBoot?.adopted === true));
+    // With a link to one asset, the library and the tab's icon come once its stream has
+    // started (player/app.js), and then they do come.
+    await page.waitForFunction((n) => document.querySelectorAll('.card').length === n
+      && document.querySelector('link[rel="icon"][href="/player/favicon.svg"]'),
+    scenario.expectAssets, { timeout: 5000 }).catch(() => {});
+    check(`${name}: the library and the tab icon are drawn after the stream started`,
+      await page.evaluate((n) => document.querySelectorAll('.card').length === n
+        && document.querySelectorAll('link[rel="icon"]').length === 1, scenario.expectAssets));
     await shot(page, `desktop-playing-${id}`);
     await seekByUi(page, name, 0.7);
     await thumbnailsOnHover(page, name);
