@@ -67,7 +67,9 @@ tests/e2e/node_modules/.installed: tests/e2e/package.json tests/e2e/package-lock
 
 bench: install-test
 	$(BIN)/python -m bench.package_audio
+	$(BIN)/python -m bench.package_video
 	$(BIN)/python -m bench.origin
+	$(BIN)/python -m bench.startup
 
 clean:
 	rm -rf $(VENV) var player/node_modules tests/e2e/node_modules

@@ -7,7 +7,8 @@
 //   "runs": [{"server": "sori", "base": "http://127.0.0.1:P", "asset": "id", "dash": false,
 //             "warmup": false}, ...]                          in the order to run them
 //   "timeout": 15000,                                        ms to wait for `playing`
-//   "rtt": 0                                                 emulated round-trip time, ms
+//   "rtt": 0,                                                emulated round-trip time, ms
+//   "settle": 1000                                           ms a new window gets before the page
 // }
 // Each run gets a fresh browser context (empty cache, no cookies, no stored resume
 // position) unless it says "warm": warm runs share one context per server, so they see the
@@ -67,6 +68,7 @@ async function once(browser, run) {
     const init = `(${hook})(${JSON.stringify(run.asset)}, ${Boolean(run.dash)}, ${JSON.stringify(REPORT)});`;
     page = await browser.newPage(context, init);
     if (scenario.rtt) await page.emulateLatency(scenario.rtt);
+    if (scenario.settle) await new Promise((resolve) => setTimeout(resolve, scenario.settle));
     const url = `${run.base}/?asset=${encodeURIComponent(run.asset)}${run.dash ? '&dash=1' : ''}`;
     const reported = page.report(timeout);
     await page.goto(url);

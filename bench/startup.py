@@ -1,7 +1,7 @@
 """Startup time: from page load to the first `playing` event, sori against nginx.
 
     .venv/bin/python -m bench.startup [--runs 10] [--no-video] [--dash] [--warm] [--rtt MS]
-                                      [--json] [--keep]
+                                      [--settle MS] [--json] [--keep]
 
 Packages a spoken-word asset (espeak-ng, about 16 s) and a video asset (ffmpeg testsrc +
 sine, 10 s, 1280x720: the 720p/480p/360p/240p ladder) with `sori package` into a temporary
@@ -13,16 +13,18 @@ local store, then serves the same files two ways:
   `/v1/assets/{id}`, downloaded once from the running origin) at the same paths
   (`worker_processes auto`, sendfile, access_log off).
 
-bench/startup.mjs drives Debian's Chromium (playwright-core from tests/e2e): each run is a
-fresh browser context opening `/?asset=ID`, the page's test hook starting the asset through
-hls.js (with --dash, also through dash.js) as soon as the page defines it; the figure is
-`performance.now()` at the first `playing` event, i.e. milliseconds since navigation start.
-One warm-up run per server and asset is not counted; then the runs alternate servers.
-With --rtt MS, Chromium emulates a network with that round-trip time (as DevTools does), for
-what a user on a real network sees: each request in the start-up chain then costs a
-round trip. With --warm, the same runs are repeated in one browser context per server that is kept
-open (a returning visitor: hls.js and the page from the HTTP cache, V8's code cache warm;
-immutable segments cached too), reported as separate rows ("warm").
+bench/startup.mjs drives Debian's Chromium over its DevTools pipe (bench/browser.mjs: no
+Playwright in the measured window): each run is a fresh browser context, whose new window
+is left to settle (--settle, 1 s) before it opens `/?asset=ID`, the page's test hook
+starting the asset through hls.js (with --dash, also through dash.js) as soon as the page
+defines it; the figure is `performance.now()` at the first `playing` event, i.e.
+milliseconds since navigation start. One warm-up run per server and asset is not counted;
+then the runs alternate servers. With --rtt MS, Chromium emulates a network with that
+round-trip time (as DevTools does), for what a user on a real network sees: each request
+in the start-up chain then costs a round trip. With --warm, the same runs are repeated in
+one browser context per server that is kept open (a returning visitor: hls.js and the page
+from the HTTP cache, V8's code cache warm; immutable segments cached too), reported as
+separate rows ("warm").
 
 Reported per asset and server: median, p90, min and max of the runs, and sori's median
 relative to nginx's. Targets (issue 4): within 10% of nginx, under 300 ms.
@@ -132,10 +134,13 @@ def schedule(servers: dict[str, str], assets: list[str], runs: int,
     return plan
 
 
-def drive(plan: list[dict[str, Any]], rtt: float = 0.0) -> list[dict[str, Any]]:
-    scenario = {"chromium": str(CHROMIUM), "runs": plan, "timeout": 15000, "rtt": rtt}
+def drive(plan: list[dict[str, Any]], rtt: float = 0.0,
+          settle: int = 1000) -> list[dict[str, Any]]:
+    scenario = {"chromium": str(CHROMIUM), "runs": plan, "timeout": 15000, "rtt": rtt,
+                "settle": settle}
     proc = subprocess.run(["node", str(DRIVER)], input=json.dumps(scenario), text=True,
-                          capture_output=True, timeout=60 + 20 * len(plan), cwd=ROOT)
+                          capture_output=True, timeout=60 + (20 + settle / 1000) * len(plan),
+                          cwd=ROOT)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"bench: startup.mjs exited {proc.returncode}\n{proc.stderr[-3000:]}")
@@ -252,6 +257,10 @@ def main() -> None:
     ap.add_argument("--rtt", type=float, default=0.0,
                     help="emulate a network with this round-trip time in ms (Chromium's "
                     "network emulation); 0 = loopback as it is")
+    ap.add_argument("--settle", type=int, default=1000, metavar="MS",
+                    help="let each new browser window settle this long before the page is "
+                    "opened (default 1000; 0 = navigate at once, while the window's own UI "
+                    "is still loading)")
     ap.add_argument("--warm", action="store_true",
                     help="also measure returning visits (one kept browser context per server)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -284,7 +293,7 @@ def main() -> None:
                 engines = [False, True] if args.dash else [False]
                 plan = schedule(servers, asset_ids, args.runs, engines, args.warm)
                 print(f"{len(plan)} page loads ...", file=sys.stderr)
-                results = drive(plan, args.rtt)
+                results = drive(plan, args.rtt, args.settle)
         rows = summarise(results, kinds)
         detail = stages(results)
         if args.json:

@@ -76,6 +76,7 @@ try {
     const context = await browser.newContext();
     const page = await browser.newPage(context,
       `(${hook})(${JSON.stringify(asset)}, ${JSON.stringify(QUIET_HLS_EVENTS.source)}, ${JSON.stringify(REPORT)});`);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the new window settles (bench/README)
     const reported = page.report(15000);
     await page.goto(`${base}/?asset=${encodeURIComponent(asset)}`);
     await reported;
