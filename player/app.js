@@ -193,10 +193,14 @@ async function loadLibrary(preferId = null) {
   else draw();
 }
 
-/** Settles when a linked asset's stream has its first frames (or an error, or after 3 s). */
+/** Settles when the stream the page started early for a linked asset has its first frames
+ *  (or an error, or after 3 s), or at once when the page started none (index.html). */
 function settled() {
   return new Promise((resolve) => {
+    let over = false;
     const done = () => {
+      if (over) return;
+      over = true;
       clearTimeout(timer);
       for (const ev of SETTLED_ON) video.removeEventListener(ev, done);
       // after the frame that shows the first picture
@@ -204,14 +208,19 @@ function settled() {
     };
     const timer = setTimeout(done, 3000);
     for (const ev of SETTLED_ON) video.addEventListener(ev, done);
+    window.soriBoot?.started?.then((early) => { if (!early) done(); });
   });
 }
 const SETTLED_ON = ['playing', 'canplay', 'error'];
 const startupSettled = params.get('asset') ? settled() : Promise.resolve();
 
-// The tab's icon: an SVG icon is a whole SVG document to the renderer, so it comes after.
+// The tab's icon: an SVG icon is a whole SVG document to the renderer, so it comes after
+// (index.html has an empty one until then).
 startupSettled.then(() => {
-  document.head.append(el('link', { rel: 'icon', href: '/player/favicon.svg', type: 'image/svg+xml' }));
+  const link = document.querySelector('link[rel="icon"]')
+    ?? document.head.appendChild(el('link', { rel: 'icon' }));
+  link.type = 'image/svg+xml';
+  link.href = '/player/favicon.svg';
 });
 
 renderEngineToggle();

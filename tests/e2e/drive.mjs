@@ -53,7 +53,7 @@ async function newPage(browser, device, label) {
   page.setDefaultTimeout(15000);
   page.on('pageerror', (err) => out.pageErrors.push(`${label}: ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error') out.consoleErrors.push(`${label}: ${msg.text()}`);
+    if (msg.type() === 'error') out.consoleErrors.push(`${label}: ${msg.text()} (${msg.location()?.url ?? ''})`);
   });
   return page;
 }
@@ -276,6 +276,18 @@ async function runPlay(browser) {
   // Resume: the first asset was left past 70%; opening it again starts from there.
   const first = scenario.hls[0];
   await open(page, `?asset=${encodeURIComponent(first)}`);
+  // With a position to resume from, the page starts no stream early (index.html), so the
+  // library has nothing to wait for: it is drawn at once, not after app.js's 3 s fallback.
+  const drawnIn = await page.evaluate(async (n) => {
+    // ms from DOMContentLoaded (app.js has run by then) until the cards are there
+    const ready = performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd;
+    while (document.querySelectorAll('.card').length !== n && performance.now() - ready < 5000) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return document.querySelectorAll('.card').length === n ? performance.now() - ready : null;
+  }, scenario.expectAssets);
+  check(`resume ${first}: the library is drawn without waiting for a stream`,
+    drawnIn !== null && drawnIn < 2000, { drawnMsAfterDOMContentLoaded: drawnIn });
   await watchEvents(page);
   await page.click('.big-play');
   await page.waitForFunction(() => window.__events.some((e) => e.name === 'playing'), null, { timeout: 15000 }).catch(() => {});
@@ -522,5 +534,10 @@ try {
   check('driver ran to the end', false, { error: String(err.stack || err) });
 } finally {
   await browser.close();
+}
+// (An upload refused on purpose is a failed request, which Chromium logs as an error.)
+if (scenario.mode !== 'upload') {
+  check('the pages logged no console error (a missing resource would be one)',
+    out.consoleErrors.length === 0, { consoleErrors: out.consoleErrors });
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -25,7 +25,6 @@ from real_clients import (
     Origin,
     cdn,
     crawl_asset,
-    library,
     local_env,
     package,
     serve,
@@ -34,17 +33,6 @@ from real_clients import (
 SHORT_MAX_AGE = 2  # seconds, for the expiry test
 NGINX_CLOCK = 1.2  # nginx's cache validity has a granularity of one second
 STATUS = "X-Cache-Status"
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return library(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def origin(lib: Library, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
-    with serve(local_env(lib.root), tmp_path_factory.mktemp("cdn") / "serve.log") as o:
-        yield o
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from real_clients import (
     HttpClient,
     Library,
     Origin,
-    library,
     local_env,
     package_all,
     s3_env,
@@ -44,11 +43,6 @@ class Served:
     store: str
     origin: Origin
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> asset record
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return library(tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=["local", "s3"])

@@ -7,7 +7,6 @@ right content type and cache policy (real_clients.crawl_asset), as served over H
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,21 +16,7 @@ from real_clients import (
     Library,
     Origin,
     crawl_asset,
-    library,
-    local_env,
-    serve,
 )
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return library(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def origin(lib: Library, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
-    with serve(local_env(lib.root), tmp_path_factory.mktemp("parsers") / "serve.log") as o:
-        yield o
 
 
 def _extra_paths(rec: dict[str, Any]) -> tuple[str, ...]:
