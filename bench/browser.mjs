@@ -50,12 +50,15 @@ export class Browser {
         buffered = buffered.slice(end + 1);
       }
     });
-    child.on('exit', (code) => {
+    const fail = (why) => {
       for (const { reject } of this.pending.values()) {
-        reject(new Error(`chromium exited (${code}): ${this.stderr.slice(-500)}`));
+        reject(new Error(`chromium ${why}: ${this.stderr.slice(-500)}`));
       }
       this.pending.clear();
-    });
+    };
+    child.on('exit', (code) => fail(`exited (${code})`));
+    child.on('error', (err) => fail(`could not run (${err.message})`));
+    child.stdio[3].on('error', (err) => fail(`pipe closed (${err.message})`));
   }
 
   dispatch(msg) {
