@@ -37,7 +37,8 @@ from origin import headers as h
 from origin import sse, uploads
 from origin.app import MEDIA_KEY
 from origin.errors import json_error, register_error
-from origin.jobs import JobManager
+from origin.job_board import JobBoard
+from origin.jobs import AssetBusy, JobManager
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler
 from origin.metrics import metrics_of
@@ -66,7 +67,8 @@ def setup(app: web.Application) -> None:
     cfg = app[CONFIG_KEY]
     app[JOBS_KEY] = JobManager(app[STORE_KEY], cfg.packager,
                                concurrency=cfg.origin.job_concurrency,
-                               registry=metrics_of(app).registry)
+                               registry=metrics_of(app).registry,
+                               board=JobBoard(Path(cfg.origin.upload_dir) / "jobs"))
     r = app.router
     r.add_get("/v1/assets", list_assets, name="api-assets")
     r.add_post("/v1/assets", upload_asset, name="api-upload")
@@ -167,18 +169,13 @@ async def upload_asset(request: web.Request) -> web.Response:
                          headers={"Location": location})
 
 
-class Busy(Exception):
-    """The asset is being packaged by a job that has not ended: 409."""
-
-
-register_error(Busy, 409)
+register_error(AssetBusy, 409)
 
 
 def _refuse_if_busy(jobs: JobManager, asset_id: str) -> None:
-    active = jobs.active_for(asset_id)
-    if active is not None:
-        raise Busy(f"asset {asset_id!r} is being packaged by job {active.id} "
-                   f"(/v1/jobs/{active.id}); retry when it has ended")
+    holder = jobs.active_for(asset_id)
+    if holder is not None:
+        raise AssetBusy(asset_id, holder)
 
 
 async def delete_asset(request: web.Request) -> web.Response:
@@ -247,8 +244,8 @@ async def presigned_url(request: web.Request) -> web.Response:
 def _job(request: web.Request) -> Any:
     job = request.app[JOBS_KEY].get(request.match_info["job"])
     if job is None:
-        raise NotFound(f"no job {request.match_info['job']!r} (jobs are kept in memory "
-                       "and forgotten when the server restarts)")
+        raise NotFound(f"no job {request.match_info['job']!r} (finished jobs are kept "
+                       "for a while, then forgotten)")
     return job
 
 
@@ -282,5 +279,8 @@ async def _sweep_uploads(app: web.Application) -> None:
             with contextlib.suppress(OSError):
                 if d.is_dir() and d.stat().st_mtime < cutoff:
                     shutil.rmtree(d, ignore_errors=True)
+        board = app[JOBS_KEY].board
+        if board is not None:
+            board.sweep()
 
     await asyncio.to_thread(sweep)

@@ -7,11 +7,15 @@
 JOB, as the API shows it: `{"id", "asset", "state": "queued"|"running"|"done"|"failed",
 "progress": 0..1, "error": null|"..."}` plus `phase`, `created`, `started`, `finished`.
 
-Jobs live in this process's memory only: a restart forgets the job history (and
-cancels what was running, which publishes nothing), never an asset, because the
-asset record in the store is the only source of truth about assets. The last
-RETAIN finished jobs are kept for `GET /v1/jobs/{id}`; older ones are dropped.
-Work that outgrows one process belongs on a real queue (DESIGN decision 10).
+A job runs in the process that received the upload and lives in its memory. With a
+board (origin.job_board: files in the upload directory) every change is also written
+down, so that the other workers of the origin answer `GET /v1/jobs/{id}` and its events
+for it (RemoteJob), and an asset is claimed there while it is packaged, so that no two
+workers package one asset at once. A restart cancels what was running, which publishes
+nothing; such a job then reads as failed. The asset record in the store stays the only
+source of truth about assets. The last RETAIN finished jobs are kept for
+`GET /v1/jobs/{id}`; older ones are dropped. Work that outgrows one machine belongs on a
+real queue (DESIGN decision 10).
 
 Every job removes its upload directory when it ends, however it ends.
 """
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from origin.job_board import JobBoard, Snapshot
 from packager.errors import InvalidInput, PackagerError
 from packager.pipeline import package
 from packager.record import now_rfc3339
@@ -46,6 +51,8 @@ log = logging.getLogger("sori.jobs")
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATES = (QUEUED, RUNNING, DONE, FAILED)
 RETAIN = 1000  # finished jobs kept in memory
+WRITE_EVERY = 0.25  # seconds between progress-only writes to the board
+POLL = 0.25  # seconds between looks at the board for a job another worker runs
 _RTF_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 
 
@@ -62,6 +69,8 @@ class Job:
     finished: str | None = None
     version: int = 0  # bumped on every visible change
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _on_change: Callable[[Job], None] | None = field(default=None, repr=False)
+    _board_phase: str = field(default="", repr=False)  # the phase last written to the board
 
     @property
     def ended(self) -> bool:
@@ -79,6 +88,45 @@ class Job:
         # Wake every waiter and give the next ones a fresh event.
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+        if self._on_change is not None:
+            self._on_change(self)
+
+
+class RemoteJob:
+    """A job another worker runs, as it last wrote it on the board (read-only)."""
+
+    def __init__(self, board: JobBoard, snapshot: Snapshot) -> None:
+        self._board = board
+        self._apply(snapshot)
+
+    def _apply(self, snapshot: Snapshot) -> None:
+        self._json = snapshot.job
+        self.version = snapshot.version
+        self.id = str(snapshot.job.get("id", ""))
+        self.asset = str(snapshot.job.get("asset", ""))
+        self.state = str(snapshot.job.get("state", ""))
+
+    @property
+    def ended(self) -> bool:
+        return self.state in (DONE, FAILED)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._json)
+
+    def refresh(self) -> None:
+        snapshot = self._board.read(self.id)
+        if snapshot is not None and snapshot.version > self.version:
+            self._apply(snapshot)
+
+
+class AssetBusy(Exception):
+    """The asset is being packaged by a job that has not ended."""
+
+    def __init__(self, asset_id: str, job_id: str) -> None:
+        super().__init__(f"asset {asset_id!r} is being packaged by job {job_id} "
+                         f"(/v1/jobs/{job_id}); retry when it has ended")
+        self.asset_id = asset_id
+        self.job_id = job_id
 
 
 class JobMetrics:
@@ -95,10 +143,14 @@ class JobMetrics:
 
 class JobManager:
     def __init__(self, store: Store, cfg: PackagerConfig, *, concurrency: int,
-                 registry: CollectorRegistry | None = None, retain: int = RETAIN) -> None:
+                 registry: CollectorRegistry | None = None, retain: int = RETAIN,
+                 board: JobBoard | None = None) -> None:
         self.store = store
         self.cfg = cfg
         self.retain = retain
+        self.board = board
+        self._written: dict[str, float] = {}  # job id -> when it was last written
+        self._write_later: dict[str, asyncio.TimerHandle] = {}
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -109,15 +161,21 @@ class JobManager:
 
     # --- queries --------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+    def get(self, job_id: str) -> Job | RemoteJob | None:
+        """The job, from this process's memory or else from the board."""
+        job = self._jobs.get(job_id)
+        if job is not None or self.board is None:
+            return job
+        snapshot = self.board.read(job_id)
+        return RemoteJob(self.board, snapshot) if snapshot is not None else None
 
-    def active_for(self, asset_id: str) -> Job | None:
-        """The queued or running job packaging `asset_id`, if any."""
+    def active_for(self, asset_id: str) -> str | None:
+        """The id of the queued or running job packaging `asset_id`, if any (in this
+        process or, with a board, in another one)."""
         for job in self._jobs.values():
             if job.asset == asset_id and not job.ended:
-                return job
-        return None
+                return job.id
+        return self.board.holder(asset_id) if self.board is not None else None
 
     def _counter(self, state: str) -> Callable[[], float]:
         return lambda: self._count(state)
@@ -125,11 +183,20 @@ class JobManager:
     def _count(self, state: str) -> int:
         return sum(1 for j in self._jobs.values() if j.state == state)
 
-    async def wait(self, job: Job, seen_version: int, within: float | None) -> bool:
+    async def wait(self, job: Job | RemoteJob, seen_version: int, within: float | None) -> bool:
         """Return True as soon as `job.version > seen_version` (at once if it already
         is), False after `within` seconds without a change."""
         if job.version > seen_version:
             return True
+        if isinstance(job, RemoteJob):
+            deadline = None if within is None else time.monotonic() + within
+            while deadline is None or time.monotonic() < deadline:
+                await asyncio.sleep(POLL if deadline is None
+                                    else max(0.0, min(POLL, deadline - time.monotonic())))
+                await asyncio.to_thread(job.refresh)
+                if job.version > seen_version:
+                    return True
+            return False
         event = job._changed
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
@@ -144,6 +211,15 @@ class JobManager:
             upload.discard()
             raise RuntimeError("the job manager is shutting down")
         job = Job(id=secrets.token_hex(8), asset=upload.asset_id)
+        holder = self.active_for(upload.asset_id)
+        if holder is None and self.board is not None:
+            holder = self.board.claim(upload.asset_id, job.id)
+        if holder is not None:
+            upload.discard()
+            raise AssetBusy(upload.asset_id, holder)
+        if self.board is not None:
+            job._on_change = self._write
+            self._write(job)
         self._jobs[job.id] = job
         self._tasks[job.id] = asyncio.create_task(self._run(job, upload),
                                                   name=f"sori-job-{job.id}")
@@ -225,17 +301,45 @@ class JobManager:
         if state == DONE:
             changes["progress"] = 1.0
         job._update(**changes)
+        if self.board is not None:
+            self.board.release(job.asset, job.id)
         self.metrics.finished.labels(state).inc()
         if error:
             log.info("job %s (%s) %s: %s", job.id, job.asset, state, error)
         else:
             log.info("job %s (%s) %s", job.id, job.asset, state)
 
+    def _write(self, job: Job) -> None:
+        """Put the job on the board: at once when its state or phase changed, at most
+        every WRITE_EVERY seconds when only its progress did (and then once more after)."""
+        assert self.board is not None
+        pending = self._write_later.pop(job.id, None)
+        if pending is not None:
+            pending.cancel()
+        now = time.monotonic()
+        last = self._written.get(job.id)
+        if (last is not None and job.state == RUNNING and job.phase == job._board_phase
+                and now - last < WRITE_EVERY):  # only the progress moved, and lately
+            loop = asyncio.get_running_loop()
+            self._write_later[job.id] = loop.call_later(WRITE_EVERY - (now - last),
+                                                        self._write, job)
+            return
+        job._board_phase = job.phase
+        self._written[job.id] = now
+        try:
+            self.board.write(job.id, job.to_json(), job.version)
+        except OSError as e:
+            log.warning("job %s: cannot write it to %s: %s", job.id, self.board.root, e)
+        if job.ended:
+            self._written.pop(job.id, None)
+
     def _trim(self) -> None:
         """Forget the oldest finished jobs beyond `retain`."""
         finished = [j for j in self._jobs.values() if j.ended]
         for job in finished[:max(0, len(finished) - self.retain)]:
             del self._jobs[job.id]
+            if self.board is not None:
+                self.board.remove(job.id)
 
     async def close(self) -> None:
         """Cancel queued and running jobs (nothing half-published stays: the packager

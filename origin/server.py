@@ -184,8 +184,8 @@ def _supervise(cfg: Config) -> None:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     workers: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
-    log.info("%d workers share the port; upload jobs and /metrics are per worker (README: "
-             "Configuration)", cfg.origin.workers)
+    log.info("%d workers share the port; /metrics is per worker (README: Configuration)",
+             cfg.origin.workers)
 
     def start(slot: int) -> None:
         p = ctx.Process(target=_worker, args=(cfg,), name=f"sori-worker-{slot}", daemon=False)

@@ -23,7 +23,7 @@ import json
 from aiohttp import web
 
 from origin import headers as h
-from origin.jobs import Job, JobManager
+from origin.jobs import Job, JobManager, RemoteJob
 from origin.keys import BYTES_SENT, STREAMING
 
 HEARTBEAT = 15.0  # seconds between ": ping" comments on an idle stream
@@ -39,12 +39,13 @@ def format_event(event: str, data: str, event_id: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def job_event(job: Job) -> bytes:
+def job_event(job: Job | RemoteJob) -> bytes:
     name = job.state if job.ended else "progress"
     return format_event(name, json.dumps(job.to_json()), job.version)
 
 
-async def stream_job(request: web.Request, manager: JobManager, job: Job) -> web.StreamResponse:
+async def stream_job(request: web.Request, manager: JobManager,
+                     job: Job | RemoteJob) -> web.StreamResponse:
     resp = web.StreamResponse(headers={
         h.CONTENT_TYPE: CONTENT_TYPE,
         h.CACHE_CONTROL: "no-cache",

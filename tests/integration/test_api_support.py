@@ -131,6 +131,7 @@ class Api:
 
 
 def uploads_left(cfg: Config) -> list[Path]:
-    """What is left in the upload directory (it must be empty once jobs have ended)."""
+    """The uploads left in the upload directory (none once their jobs have ended; the
+    directory also holds the job board, origin.job_board)."""
     root = Path(cfg.origin.upload_dir)
-    return list(root.iterdir()) if root.exists() else []
+    return [p for p in root.iterdir() if p.name != "jobs"] if root.exists() else []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import http.client
+import json
 import os
 import signal
 import socket
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from real_clients import SPEECH, make_speech
 
 from origin.server import UnsafeConfig, check_exposure, is_loopback, serve_async
 from sori.config import Config, ConfigError, OriginConfig, SecurityConfig, StorageConfig
@@ -159,6 +163,109 @@ def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _fresh(method: str, port: int, path: str, body: bytes | None = None,
+           headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One request on a connection of its own (so the kernel may hand it to any worker)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None:
+    """Two workers share the port; an upload is packaged by the one that took it. Requests
+    about it on connections of their own (the kernel spreads them over both workers) all
+    see the job: its state and event stream, 409 for a second upload or a DELETE of the
+    asset while it runs, and the job once it has ended (origin.job_board)."""
+    speech = make_speech(tmp_path / "talk.wav", SPEECH * 3, minimum=30.0)
+    port = _free_port()
+    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                           "SORI_ORIGIN_UPLOAD_DIR": str(tmp_path / "uploads"),
+                           "SORI_ORIGIN_ACCESS_LOG": "false"})
+    try:
+        status, body = _fresh("POST", port, "/v1/assets?id=talk", speech.read_bytes(),
+                              {"Content-Type": "audio/wav"})
+        assert status == 202, body
+        job_id = json.loads(body)["job"]["id"]
+        seen: list[str] = []
+        refused: list[tuple[str, int]] = []  # attempts made while the job ran throughout
+        deleted = False  # a DELETE that came just after the job ended may go through
+        while True:
+            status, body = _fresh("GET", port, f"/v1/jobs/{job_id}")
+            assert status == 200, body  # never "no job" from the other worker
+            state = json.loads(body)["state"]
+            seen.append(state)
+            if state in ("done", "failed"):
+                break
+            for method, path, data in (("POST", "/v1/assets?id=talk", speech.read_bytes()[:4096]),
+                                       ("DELETE", "/v1/assets/talk", None)):
+                status, body = _fresh(method, port, path, data, {"Content-Type": "audio/wav"})
+                status_after, job_after = _fresh("GET", port, f"/v1/jobs/{job_id}")
+                assert status_after == 200, job_after
+                after = json.loads(job_after)["state"]
+                if after not in ("done", "failed"):  # the job ran throughout: it must refuse
+                    refused.append((method, status))
+                deleted = deleted or (method == "DELETE" and status == 204)
+        assert seen[-1] == "done", seen
+        assert refused and all(code == 409 for _, code in refused), refused
+        assert len(seen) >= 4, seen  # several looks while it ran, each on a new connection
+        for _ in range(12):  # after the end: the job and its final event, from any worker
+            status, body = _fresh("GET", port, f"/v1/jobs/{job_id}")
+            assert status == 200 and json.loads(body)["state"] == "done", body
+            status, body = _fresh("GET", port, f"/v1/jobs/{job_id}/events")
+            assert status == 200 and b"event: done" in body, body
+        status, body = _fresh("GET", port, "/v1/assets/talk")
+        if deleted:
+            assert status == 404, body
+        else:
+            assert status == 200 and json.loads(body)["state"] == "ready", body
+        assert _fresh("GET", port, "/v1/jobs/0123456789abcdef")[0] == 404
+        assert _fresh("GET", port, "/v1/jobs/..%2f..%2fetc")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_event_stream_on_another_worker_follows_the_job(tmp_path: Path) -> None:
+    """Event streams opened on connections of their own while the job runs each go on to
+    its end, wherever they land (the worker without the job reads the board)."""
+    speech = make_speech(tmp_path / "talk.wav", SPEECH * 2, minimum=20.0)
+    port = _free_port()
+    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                           "SORI_ORIGIN_UPLOAD_DIR": str(tmp_path / "uploads"),
+                           "SORI_ORIGIN_ACCESS_LOG": "false"})
+    try:
+        status, body = _fresh("POST", port, "/v1/assets?id=talk", speech.read_bytes(),
+                              {"Content-Type": "audio/wav"})
+        assert status == 202, body
+        job_id = json.loads(body)["job"]["id"]
+
+        def follow() -> list[str]:
+            status, body = _fresh("GET", port, f"/v1/jobs/{job_id}/events")
+            assert status == 200, body
+            return [line[len("event: "):] for line in body.decode().splitlines()
+                    if line.startswith("event: ")]
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            streams = list(pool.map(lambda _: follow(), range(12)))
+        for events in streams:
+            assert events[-1] == "done", streams
+            assert events.count("done") == 1 and "failed" not in events, streams
+        # at least one stream saw the job running, not only its end
+        assert any("progress" in events for events in streams), streams
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def test_refuses_to_start_exposed(tmp_path: Path) -> None:
