@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from manifests.layout import ASSET_ID
+
 JOB_ID = re.compile(r"[0-9a-f]{16}")
 KEEP = 7 * 24 * 3600.0  # seconds a job file left by a stopped process is kept
 STOPPED = "the server process packaging this asset stopped before the job finished"
@@ -108,6 +110,8 @@ class JobBoard:
     def claim(self, asset_id: str, job_id: str) -> str | None:
         """Claim `asset_id` for `job_id`: None when claimed, else the id of the job whose
         owner is still running and holds it."""
+        if not ASSET_ID.fullmatch(asset_id):
+            raise ValueError(f"not an asset id: {asset_id!r}")
         self.claims.mkdir(parents=True, exist_ok=True)
         path = self.claims / asset_id
         body = json.dumps({"job": job_id, "owner": self.pid}).encode()
@@ -128,6 +132,8 @@ class JobBoard:
 
     def holder(self, asset_id: str) -> str | None:
         """The job holding `asset_id` in a running process, if any."""
+        if not ASSET_ID.fullmatch(asset_id):
+            return None
         return self._holder(self.claims / asset_id)
 
     def _holder(self, path: Path) -> str | None:
@@ -142,6 +148,8 @@ class JobBoard:
         return job_id if _alive(owner) else None
 
     def release(self, asset_id: str, job_id: str) -> None:
+        if not ASSET_ID.fullmatch(asset_id):
+            return
         path = self.claims / asset_id
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             if json.loads(path.read_bytes())["job"] == job_id:

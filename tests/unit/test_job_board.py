@@ -117,6 +117,16 @@ def test_an_asset_is_claimed_by_one_job_at_a_time(tmp_path: Path) -> None:
     assert board.claim("talk", OTHER) is None
 
 
+@pytest.mark.parametrize("asset", ["", "..", "../x", "a/b", ".hidden", "a\x00b", "x" * 200])
+def test_only_asset_ids_name_claims(tmp_path: Path, asset: str) -> None:
+    board = JobBoard(tmp_path / "jobs")
+    with pytest.raises(ValueError):
+        board.claim(asset, JOB)
+    assert board.holder(asset) is None
+    board.release(asset, JOB)
+    assert not (tmp_path / "jobs").exists()
+
+
 def test_a_claim_held_by_a_running_process_is_respected(tmp_path: Path, live_pid: int) -> None:
     board = JobBoard(tmp_path / "jobs")
     _claim_as(board, live_pid, "talk", OTHER)
