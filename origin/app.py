@@ -17,10 +17,12 @@ media errors, counts the request in the metrics and writes the access-log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -30,6 +32,7 @@ from origin.accesslog import AccessLog
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler
 from origin.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics, route_class
+from origin.metrics_share import SharedMetrics
 from sori.config import Config
 from storage.base import Store
 
@@ -44,7 +47,10 @@ OPTIONAL_MODULES = ("origin.api", "origin.pages")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(cfg: Config, store: Store) -> web.Application:
+def create_app(cfg: Config, store: Store, *,
+               shared_metrics: Path | None = None) -> web.Application:
+    """The origin's application. `shared_metrics`: the directory through which the
+    workers of a multi-worker origin answer /metrics for each other."""
     # No normalize_path_middleware: media URLs are never redirected (CONTRACT §4).
     app = web.Application(middlewares=[edge], client_max_size=cfg.origin.max_upload_bytes)
     app[CONFIG_KEY] = cfg
@@ -57,6 +63,8 @@ def create_app(cfg: Config, store: Store) -> web.Application:
         access_log.flush()
 
     app.on_cleanup.append(flush_access_log)
+    if shared_metrics is not None:
+        _share_metrics(app, metrics, shared_metrics)
 
     # Every path under /assets/ goes to one handler, which parses the raw path itself.
     app.router.add_route("GET", "/assets/{tail:.*}", media.handle, name="media")
@@ -69,6 +77,20 @@ def create_app(cfg: Config, store: Store) -> web.Application:
     ops.setup(app)
     _register_optional(app)
     return app
+
+
+def _share_metrics(app: web.Application, metrics: Metrics, root: Path) -> None:
+    metrics.shared = SharedMetrics(root, metrics.registry)
+
+    async def publish(_app: web.Application) -> AsyncIterator[None]:
+        assert metrics.shared is not None
+        task = asyncio.create_task(metrics.shared.run(), name="sori-metrics-publish")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(publish)
 
 
 def _register_optional(app: web.Application) -> None:

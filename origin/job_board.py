@@ -47,7 +47,8 @@ class Snapshot:
     owner_alive: bool
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid is running (on this machine)."""
     if pid == os.getpid():
         return True
     try:
@@ -92,7 +93,7 @@ class JobBoard:
             return None
         if not isinstance(job, dict):
             return None
-        alive = _alive(owner)
+        alive = process_alive(owner)
         if not alive and job.get("state") not in ("done", "failed"):
             job = {**job, "state": "failed", "phase": "failed", "error": STOPPED,
                    "finished": job.get("finished")}
@@ -145,7 +146,7 @@ class JobBoard:
         except (OSError, ValueError, KeyError, TypeError):
             # Being written right now (created, not yet filled): treat as held.
             return "unknown" if _young(path) else None
-        return job_id if _alive(owner) else None
+        return job_id if process_alive(owner) else None
 
     def release(self, asset_id: str, job_id: str) -> None:
         if not ASSET_ID.fullmatch(asset_id):
@@ -163,12 +164,12 @@ class JobBoard:
         cutoff = time.time() - keep
         for path in self.root.glob("*.json") if self.root.is_dir() else ():
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                if path.stat().st_mtime < cutoff and not _alive(
+                if path.stat().st_mtime < cutoff and not process_alive(
                         int(json.loads(path.read_bytes())["owner"])):
                     path.unlink()
         for path in self.root.glob(".*.tmp") if self.root.is_dir() else ():
             with contextlib.suppress(OSError, ValueError):
-                if not _alive(int(path.name.rsplit(".", 2)[-2])):
+                if not process_alive(int(path.name.rsplit(".", 2)[-2])):
                     path.unlink()
         for path in self.claims.iterdir() if self.claims.is_dir() else ():
             if self._holder(path) is None:

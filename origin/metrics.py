@@ -7,9 +7,8 @@ same registry through `metrics_of(app).registry`, e.g. the jobs module::
     from prometheus_client import Gauge
     jobs = Gauge("sori_jobs", "Jobs by state", ["state"], registry=metrics_of(app).registry)
 
-With several worker processes each one reports its own counters; Prometheus
-sums them when scraping the workers (or behind one port, scrapes whichever
-answers, which is why the counters are cumulative per process).
+With several worker processes, the worker that answers a scrape reports every live
+worker's metrics, each sample labelled `worker` (origin.metrics_share).
 """
 
 from __future__ import annotations
@@ -17,12 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from origin import headers as h
+
+if TYPE_CHECKING:
+    from origin.metrics_share import SharedMetrics
 
 ROUTE_MEDIA = "media"
 ROUTE_API = "api"
@@ -69,6 +72,8 @@ class Metrics:
         self._req_children: dict[tuple[str, int], Counter] = {}
         self._bytes_children: dict[str, Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
+        # With several workers: every worker's metrics in one answer (origin.metrics_share).
+        self.shared: SharedMetrics | None = None
 
     def observe_request(self, route: str, status: int, nbytes: int) -> None:
         child = self._req_children.get((route, status))
@@ -99,6 +104,8 @@ class Metrics:
             self.observe_store(op, time.perf_counter() - t0)
 
     def render(self) -> bytes:
+        if self.shared is not None:
+            return self.shared.render()
         return generate_latest(self.registry)
 
 

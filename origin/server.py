@@ -4,6 +4,8 @@ With `[origin] workers = N > 1` the parent forks N worker processes that each
 bind host:port with SO_REUSEPORT, so the kernel spreads connections over them;
 the parent only supervises (forwards the stop signal, restarts a worker that
 dies). Each worker opens its own store and event loop (uvloop when installed).
+The workers share a temporary directory the parent makes, through which any of them
+answers /metrics for all (origin.metrics_share).
 
 On SIGINT/SIGTERM a worker stops accepting, lets in-flight responses finish
 for up to SHUTDOWN_TIMEOUT seconds, runs the app's cleanup hooks and closes
@@ -18,11 +20,14 @@ import ipaddress
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -117,15 +122,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return factory
 
 
-def _run_loop(cfg: Config, *, reuse_port: bool) -> None:
+def _run_loop(cfg: Config, *, reuse_port: bool, shared: Path | None = None) -> None:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_async(cfg, reuse_port=reuse_port))
+        runner.run(serve_async(cfg, reuse_port=reuse_port, shared=shared))
 
 
 async def serve_async(cfg: Config, *, reuse_port: bool = False,
                       stop: asyncio.Event | None = None,
-                      started: Callable[[list[str]], Any] | None = None) -> None:
-    """Serve in the running loop until `stop` is set (or SIGINT/SIGTERM arrives)."""
+                      started: Callable[[list[str]], Any] | None = None,
+                      shared: Path | None = None) -> None:
+    """Serve in the running loop until `stop` is set (or SIGINT/SIGTERM arrives).
+    `shared`: the directory the workers of one origin share (origin.metrics_share)."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -133,7 +140,7 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
             loop.add_signal_handler(sig, stop.set)  # fails outside the main thread
     store = open_store(cfg.storage)
     try:
-        app = create_app(cfg, store)
+        app = create_app(cfg, store, shared_metrics=shared)
         runner = OriginRunner(app, handle_signals=False, access_log=None,
                               shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -166,10 +173,10 @@ def _fmt(address: Any) -> str:
 
 # --- several processes -----------------------------------------------------------------
 
-def _worker(cfg: Config) -> None:
+def _worker(cfg: Config, shared: Path) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGTERM
     setup_logging(cfg)
-    _run_loop(cfg, reuse_port=True)
+    _run_loop(cfg, reuse_port=True, shared=shared)
 
 
 def _supervise(cfg: Config) -> None:
@@ -184,11 +191,11 @@ def _supervise(cfg: Config) -> None:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     workers: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
-    log.info("%d workers share the port; /metrics is per worker (README: Configuration)",
-             cfg.origin.workers)
+    shared = Path(tempfile.mkdtemp(prefix="sori-workers-"))
 
     def start(slot: int) -> None:
-        p = ctx.Process(target=_worker, args=(cfg,), name=f"sori-worker-{slot}", daemon=False)
+        p = ctx.Process(target=_worker, args=(cfg, shared), name=f"sori-worker-{slot}",
+                        daemon=False)
         p.start()
         workers[slot] = (p, time.monotonic())
 
@@ -216,5 +223,6 @@ def _supervise(cfg: Config) -> None:
             if p.is_alive():
                 p.kill()
                 p.join()
+        shutil.rmtree(shared, ignore_errors=True)
         for s, handler in previous.items():
             signal.signal(s, handler)

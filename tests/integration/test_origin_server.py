@@ -17,8 +17,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from real_clients import SPEECH, make_speech
 
+from origin import metrics_share
 from origin.server import UnsafeConfig, check_exposure, is_loopback, serve_async
 from sori.config import Config, ConfigError, OriginConfig, SecurityConfig, StorageConfig
 from storage import LocalStore
@@ -266,6 +268,35 @@ def test_an_event_stream_on_another_worker_follows_the_job(tmp_path: Path) -> No
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_any_worker_answers_metrics_for_all(tmp_path: Path) -> None:
+    """Behind one port a scrape lands on any worker; it reports every worker's counters,
+    each labelled with its worker (origin.metrics_share)."""
+    port = _free_port()
+    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                           "SORI_ORIGIN_ACCESS_LOG": "false"})
+    try:
+        for _ in range(40):
+            assert _fresh("GET", port, "/healthz")[0] == 200
+        time.sleep(metrics_share.PUBLISH_EVERY + 0.5)  # every worker has published since
+        for _ in range(6):
+            status, body = _fresh("GET", port, "/metrics")
+            assert status == 200
+            healthz = {s.labels["worker"]: s.value
+                       for fam in text_string_to_metric_families(body.decode())
+                       for s in fam.samples
+                       if s.name == "sori_http_requests_total"
+                       and s.labels.get("route") == "ops" and s.labels.get("status") == "200"}
+            assert len(healthz) == 2, healthz  # both workers, in one answer
+            assert sum(healthz.values()) >= 40, healthz  # the scrapes count once answered
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_refuses_to_start_exposed(tmp_path: Path) -> None:
