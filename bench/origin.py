@@ -52,6 +52,7 @@ from bench.servers import (
     start_sori,
     stop,
 )
+from origin import metrics_share
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -156,33 +157,27 @@ def measure_target(server: Server, urls_file: Path, duration: float, connections
     return result
 
 
-def _metrics(server: Server) -> tuple[float, float, float] | None:
-    """(cache hits, cache misses, cache bytes) from /metrics of whichever worker answers
-    (each request opens a new connection, which the kernel hands to any worker)."""
+_CACHE_SERIES = ("sori_cache_hits_total", "sori_cache_misses_total", "sori_cache_bytes")
+
+
+def worker_caches(server: Server, workers: int) -> list[tuple[float, ...]]:
+    """(cache hits, cache misses, cache bytes) of every worker, from one /metrics answer:
+    with several workers, whichever answers reports all of them, each sample labelled
+    `worker` (origin/metrics_share.py), the others' as of up to a second ago, so this
+    waits that long first."""
+    if workers > 1:
+        time.sleep(metrics_share.PUBLISH_EVERY + 0.1)
     try:
         with urllib.request.urlopen(server.base_url + "/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError:
-        return None
-    vals = []
-    for name in ("sori_cache_hits_total", "sori_cache_misses_total", "sori_cache_bytes"):
-        m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
-        vals.append(float(m.group(1)) if m else 0.0)
-    return vals[0], vals[1], vals[2]
-
-
-def worker_caches(server: Server, workers: int, polls: int = 40) -> list[tuple[float, ...]]:
-    """The cache counters of every worker while the server is idle: distinct answers of
-    repeated /metrics polls (an idle worker's counters do not move). /metrics requests
-    are not media requests, so polling does not change them."""
-    seen: set[tuple[float, ...]] = set()
-    for _ in range(polls):
-        m = _metrics(server)
-        if m is not None:
-            seen.add(m)
-        if len(seen) >= workers:
-            break
-    return sorted(seen)
+        return []
+    per: dict[str, list[float]] = {}
+    for i, name in enumerate(_CACHE_SERIES):
+        for m in re.finditer(rf"^{name}(?:{{(.*?)}})? ([0-9.e+]+)$", text, re.M):
+            worker = re.search(r'worker="([^"]*)"', m.group(1) or "")
+            per.setdefault(worker.group(1) if worker else "-", [0.0] * 3)[i] = float(m.group(2))
+    return sorted(tuple(v) for v in per.values())
 
 
 def warm_cache(server: Server, urls_file: Path, connections: int, round_s: float,
