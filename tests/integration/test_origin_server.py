@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -179,12 +181,11 @@ def _fresh(method: str, port: int, path: str, body: bytes | None = None,
         conn.close()
 
 
-def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None:
-    """Two workers share the port; an upload is packaged by the one that took it. Requests
-    about it on connections of their own (the kernel spreads them over both workers) all
-    see the job: its state and event stream, 409 for a second upload or a DELETE of the
-    asset while it runs, and the job once it has ended (origin.job_board)."""
-    speech = make_speech(tmp_path / "talk.wav", SPEECH * 3, minimum=30.0)
+@contextlib.contextmanager
+def _uploading_on_two_workers(tmp_path: Path, seconds: float) -> Iterator[tuple[int, str, Path]]:
+    """`sori serve` with two workers, and an upload of `seconds` of speech as asset
+    `talk` being packaged: (port, job id, the speech file). Stopped with SIGTERM after."""
+    speech = make_speech(tmp_path / "talk.wav", SPEECH * 3, minimum=seconds)
     port = _free_port()
     proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
                            "SORI_STORAGE_ROOT": str(tmp_path / "media"),
@@ -194,7 +195,21 @@ def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None
         status, body = _fresh("POST", port, "/v1/assets?id=talk", speech.read_bytes(),
                               {"Content-Type": "audio/wav"})
         assert status == 202, body
-        job_id = json.loads(body)["job"]["id"]
+        yield port, json.loads(body)["job"]["id"], speech
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None:
+    """Two workers share the port; an upload is packaged by the one that took it. Requests
+    about it on connections of their own (the kernel spreads them over both workers) all
+    see the job: its state and event stream, 409 for a second upload or a DELETE of the
+    asset while it runs, and the job once it has ended (origin.job_board)."""
+    with _uploading_on_two_workers(tmp_path, seconds=30.0) as (port, job_id, speech):
         seen: list[str] = []
         refused: list[tuple[str, int]] = []  # attempts made while the job ran throughout
         deleted = False  # a DELETE that came just after the job ended may go through
@@ -229,28 +244,12 @@ def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None
             assert status == 200 and json.loads(body)["state"] == "ready", body
         assert _fresh("GET", port, "/v1/jobs/0123456789abcdef")[0] == 404
         assert _fresh("GET", port, "/v1/jobs/..%2f..%2fetc")[0] == 404
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_an_event_stream_on_another_worker_follows_the_job(tmp_path: Path) -> None:
     """Event streams opened on connections of their own while the job runs each go on to
     its end, wherever they land (the worker without the job reads the board)."""
-    speech = make_speech(tmp_path / "talk.wav", SPEECH * 2, minimum=20.0)
-    port = _free_port()
-    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
-                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
-                           "SORI_ORIGIN_UPLOAD_DIR": str(tmp_path / "uploads"),
-                           "SORI_ORIGIN_ACCESS_LOG": "false"})
-    try:
-        status, body = _fresh("POST", port, "/v1/assets?id=talk", speech.read_bytes(),
-                              {"Content-Type": "audio/wav"})
-        assert status == 202, body
-        job_id = json.loads(body)["job"]["id"]
+    with _uploading_on_two_workers(tmp_path, seconds=20.0) as (port, job_id, _speech):
 
         def follow() -> list[str]:
             status, body = _fresh("GET", port, f"/v1/jobs/{job_id}/events")
@@ -265,9 +264,6 @@ def test_an_event_stream_on_another_worker_follows_the_job(tmp_path: Path) -> No
             assert events.count("done") == 1 and "failed" not in events, streams
         # at least one stream saw the job running, not only its end
         assert any("progress" in events for events in streams), streams
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_any_worker_answers_metrics_for_all(tmp_path: Path) -> None:
