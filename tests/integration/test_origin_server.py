@@ -111,6 +111,22 @@ def _serve_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _serving(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`sori serve` in its own process for the block; then SIGTERM (unless the block
+    stopped it), and it must exit 0."""
+    proc = _serve_process(env)
+    try:
+        yield proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_response_from_the_fast_lane_is_finished_at_shutdown(tmp_path: Path) -> None:
     """A cached object answered by origin/fast_lane.py to a client that reads slowly, and a
     SIGTERM while most of it is still on the server's side: every byte is delivered."""
@@ -121,10 +137,9 @@ def test_a_response_from_the_fast_lane_is_finished_at_shutdown(tmp_path: Path) -
     asyncio.run(store.put_bytes(key, data, "video/iso.segment"))
     asyncio.run(store.put_bytes("big/asset.json", b'{"id": "big"}', "application/json"))
     port = _free_port()
-    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_STORAGE_ROOT": str(root),
-                           "SORI_ORIGIN_CACHE_OBJECT_MAX": str(BIG),
-                           "SORI_ORIGIN_ACCESS_LOG": "false"})
-    try:
+    with _serving({"SORI_ORIGIN_PORT": str(port), "SORI_STORAGE_ROOT": str(root),
+                   "SORI_ORIGIN_CACHE_OBJECT_MAX": str(BIG),
+                   "SORI_ORIGIN_ACCESS_LOG": "false"}) as proc:
         url = f"http://127.0.0.1:{port}/assets/{key}"
         with urllib.request.urlopen(url, timeout=10) as r:
             assert r.read() == data  # now in the cache: the next GET takes the lane
@@ -146,27 +161,16 @@ def test_a_response_from_the_fast_lane_is_finished_at_shutdown(tmp_path: Path) -
         head, _, body = received.partition(b"\r\n\r\n")
         assert len(body) == len(data)
         assert body == data
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_several_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
-    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
-                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
-                           "SORI_ORIGIN_ACCESS_LOG": "false"})
-    try:
+    with _serving({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                   "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                   "SORI_ORIGIN_ACCESS_LOG": "false"}):
         for _ in range(20):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
                 assert r.status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _fresh(method: str, port: int, path: str, body: bytes | None = None,
@@ -187,21 +191,14 @@ def _uploading_on_two_workers(tmp_path: Path, seconds: float) -> Iterator[tuple[
     `talk` being packaged: (port, job id, the speech file). Stopped with SIGTERM after."""
     speech = make_speech(tmp_path / "talk.wav", SPEECH * 3, minimum=seconds)
     port = _free_port()
-    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
-                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
-                           "SORI_ORIGIN_UPLOAD_DIR": str(tmp_path / "uploads"),
-                           "SORI_ORIGIN_ACCESS_LOG": "false"})
-    try:
+    with _serving({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                   "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                   "SORI_ORIGIN_UPLOAD_DIR": str(tmp_path / "uploads"),
+                   "SORI_ORIGIN_ACCESS_LOG": "false"}):
         status, body = _fresh("POST", port, "/v1/assets?id=talk", speech.read_bytes(),
                               {"Content-Type": "audio/wav"})
         assert status == 202, body
         yield port, json.loads(body)["job"]["id"], speech
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None:
@@ -270,10 +267,9 @@ def test_any_worker_answers_metrics_for_all(tmp_path: Path) -> None:
     """Behind one port a scrape lands on any worker; it reports every worker's counters,
     each labelled with its worker (origin.metrics_share)."""
     port = _free_port()
-    proc = _serve_process({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
-                           "SORI_STORAGE_ROOT": str(tmp_path / "media"),
-                           "SORI_ORIGIN_ACCESS_LOG": "false"})
-    try:
+    with _serving({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
+                   "SORI_STORAGE_ROOT": str(tmp_path / "media"),
+                   "SORI_ORIGIN_ACCESS_LOG": "false"}):
         for _ in range(40):
             assert _fresh("GET", port, "/healthz")[0] == 200
         time.sleep(metrics_share.PUBLISH_EVERY + 0.5)  # every worker has published since
@@ -287,12 +283,6 @@ def test_any_worker_answers_metrics_for_all(tmp_path: Path) -> None:
                        and s.labels.get("route") == "ops" and s.labels.get("status") == "200"}
             assert len(healthz) == 2, healthz  # both workers, in one answer
             assert sum(healthz.values()) >= 40, healthz  # the scrapes count once answered
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else b""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_refuses_to_start_exposed(tmp_path: Path) -> None:
