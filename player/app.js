@@ -203,8 +203,10 @@ function settled() {
       over = true;
       clearTimeout(timer);
       for (const ev of SETTLED_ON) video.removeEventListener(ev, done);
-      // after the frame that shows the first picture
+      // after the frame that shows the first picture (a tab in the background draws no
+      // frames: the timer, throttled there, still runs)
       requestAnimationFrame(() => setTimeout(resolve));
+      setTimeout(resolve, 100);
     };
     const timer = setTimeout(done, 3000);
     for (const ev of SETTLED_ON) video.addEventListener(ev, done);
