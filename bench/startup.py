@@ -301,6 +301,8 @@ def main() -> None:
         else:
             if args.rtt:
                 print(f"Chromium emulating a {args.rtt:.0f} ms round-trip time")
+            print(f"each new browser window settled {args.settle} ms before the page was "
+                  "opened (--settle)")
             print_table(rows)
             print_stages(detail)
     finally:
