@@ -43,8 +43,9 @@ export class Browser {
     this.stderr = '';
     let buffered = '';
     child.stderr.on('data', (d) => { this.stderr = (this.stderr + d).slice(-4000); });
+    child.stdio[4].setEncoding('utf8'); // decodes characters split across chunks whole
     child.stdio[4].on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
+      buffered += chunk;
       for (let end = buffered.indexOf('\0'); end >= 0; end = buffered.indexOf('\0')) {
         this.dispatch(JSON.parse(buffered.slice(0, end)));
         buffered = buffered.slice(end + 1);
