@@ -77,9 +77,7 @@ class JobBoard:
             raise ValueError(f"not a job id: {job_id!r}")
         body = json.dumps({"job": job, "version": version, "owner": self.pid}).encode()
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{job_id}.{self.pid}.tmp")
-        tmp.write_bytes(body)
-        os.replace(tmp, path)
+        replace_file(path, body, path.with_name(f".{job_id}.{self.pid}.tmp"))
 
     def read(self, job_id: str) -> Snapshot | None:
         """The job as its owner last wrote it; None when unknown (or not a job id)."""
@@ -175,6 +173,13 @@ class JobBoard:
             if self._holder(path) is None:
                 with contextlib.suppress(OSError):
                     path.unlink()
+
+
+def replace_file(path: Path, body: bytes, tmp: Path) -> None:
+    """Write `body` to `path` whole: readers see the old file or the new one, never a part
+    (a file of the writer's own, `tmp`, renamed over it)."""
+    tmp.write_bytes(body)
+    os.replace(tmp, path)
 
 
 def _young(path: Path, seconds: float = 5.0) -> bool:

@@ -70,7 +70,10 @@ class Job:
     version: int = 0  # bumped on every visible change
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _on_change: Callable[[Job], None] | None = field(default=None, repr=False)
-    _board_phase: str = field(default="", repr=False)  # the phase last written to the board
+    # The board's copy (JobManager._write): the phase last written, when, and a pending write.
+    _board_phase: str = field(default="", repr=False)
+    _board_at: float | None = field(default=None, repr=False)
+    _board_later: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def ended(self) -> bool:
@@ -149,8 +152,6 @@ class JobManager:
         self.cfg = cfg
         self.retain = retain
         self.board = board
-        self._written: dict[str, float] = {}  # job id -> when it was last written
-        self._write_later: dict[str, asyncio.TimerHandle] = {}
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -211,9 +212,9 @@ class JobManager:
             upload.discard()
             raise RuntimeError("the job manager is shutting down")
         job = Job(id=secrets.token_hex(8), asset=upload.asset_id)
-        holder = self.active_for(upload.asset_id)
-        if holder is None and self.board is not None:
-            holder = self.board.claim(upload.asset_id, job.id)
+        # With a board the claim decides, for this process's jobs too (they hold theirs).
+        holder = (self.active_for(upload.asset_id) if self.board is None
+                  else self.board.claim(upload.asset_id, job.id))
         if holder is not None:
             upload.discard()
             raise AssetBusy(upload.asset_id, holder)
@@ -313,25 +314,22 @@ class JobManager:
         """Put the job on the board: at once when its state or phase changed, at most
         every WRITE_EVERY seconds when only its progress did (and then once more after)."""
         assert self.board is not None
-        pending = self._write_later.pop(job.id, None)
-        if pending is not None:
-            pending.cancel()
+        if job._board_later is not None:
+            job._board_later.cancel()
+            job._board_later = None
         now = time.monotonic()
-        last = self._written.get(job.id)
+        last = job._board_at
         if (last is not None and job.state == RUNNING and job.phase == job._board_phase
                 and now - last < WRITE_EVERY):  # only the progress moved, and lately
-            loop = asyncio.get_running_loop()
-            self._write_later[job.id] = loop.call_later(WRITE_EVERY - (now - last),
-                                                        self._write, job)
+            job._board_later = asyncio.get_running_loop().call_later(
+                WRITE_EVERY - (now - last), self._write, job)
             return
         job._board_phase = job.phase
-        self._written[job.id] = now
+        job._board_at = now
         try:
             self.board.write(job.id, job.to_json(), job.version)
         except OSError as e:
             log.warning("job %s: cannot write it to %s: %s", job.id, self.board.root, e)
-        if job.ended:
-            self._written.pop(job.id, None)
 
     def _trim(self) -> None:
         """Forget the oldest finished jobs beyond `retain`."""

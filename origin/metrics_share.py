@@ -29,7 +29,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from origin.job_board import process_alive
+from origin.job_board import process_alive, replace_file
 
 log = logging.getLogger("sori.origin")
 
@@ -73,21 +73,19 @@ class SharedMetrics:
         self.pid = os.getpid()
         self.path = root / f"{self.pid}.json"
 
-    def publish(self) -> None:
-        # Collected here, in the loop's thread: some gauges are functions of its state.
-        self._write(json.dumps(snapshot(self.registry)).encode())
+    def _write(self, mine: list[dict[str, Any]]) -> None:
+        # The snapshot is taken in the loop's thread (some gauges are functions of its
+        # state); writing it may happen in another.
+        replace_file(self.path, json.dumps(mine).encode(), self.root / f".{self.pid}.tmp")
 
-    def _write(self, body: bytes) -> None:
-        tmp = self.root / f".{self.pid}.tmp"
-        tmp.write_bytes(body)
-        os.replace(tmp, self.path)
-
-    def _read_all(self) -> dict[int, list[dict[str, Any]]]:
+    def _read_others(self) -> dict[int, list[dict[str, Any]]]:
         found: dict[int, list[dict[str, Any]]] = {}
         for path in self.root.glob("*.json"):
             try:
                 pid = int(path.stem)
             except ValueError:
+                continue
+            if pid == self.pid:
                 continue
             if not process_alive(pid):
                 with contextlib.suppress(OSError):
@@ -101,13 +99,14 @@ class SharedMetrics:
 
     def render(self) -> bytes:
         """The exposition of every live worker (this one's as of now)."""
+        mine = snapshot(self.registry)
         try:
-            self.publish()
-            snapshots = self._read_all()
+            self._write(mine)
+            snapshots = self._read_others()
         except OSError as e:
             log.warning("metrics of the other workers unavailable (%s): %s", self.root, e)
             snapshots = {}
-        snapshots[self.pid] = snapshot(self.registry)
+        snapshots[self.pid] = mine
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Merged(merge(snapshots)))
         return generate_latest(registry)
@@ -118,8 +117,7 @@ class SharedMetrics:
         try:
             while True:
                 try:
-                    body = json.dumps(snapshot(self.registry)).encode()
-                    await asyncio.to_thread(self._write, body)
+                    await asyncio.to_thread(self._write, snapshot(self.registry))
                 except OSError as e:
                     log.warning("cannot publish this worker's metrics to %s: %s", self.root, e)
                 await asyncio.sleep(PUBLISH_EVERY)
