@@ -24,6 +24,23 @@ export const CHROMIUM_ARGS = [
 /** The name of the function an in-page hook calls, once, with a JSON string, to report. */
 export const REPORT = '__benchReport';
 
+/** In the page: calls `then(value)` whenever the page assigns `window[name]`, which stays
+ *  readable. Hooks get it as their first argument (initScript). */
+function onAssign(name, then) {
+  let value;
+  Object.defineProperty(window, name, {
+    configurable: true,
+    get() { return value; },
+    set(v) { value = v; then(v); },
+  });
+}
+
+/** The source of an init script that runs `hook(onAssign, ...args)` in the page before
+ *  the page's own scripts (`hook` is serialised, so it can use nothing else of ours). */
+export function initScript(hook, ...args) {
+  return `(${hook})(${onAssign}, ${args.map((a) => JSON.stringify(a)).join(', ')});`;
+}
+
 /** A Chromium process and its DevTools pipe (NUL-separated JSON messages on fds 3 and 4). */
 export class Browser {
   static launch(executablePath) {

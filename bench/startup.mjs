@@ -22,13 +22,13 @@
 
 import fs from 'node:fs';
 
-import { Browser, REPORT } from './browser.mjs';
+import { Browser, initScript, REPORT } from './browser.mjs';
 
 const scenario = JSON.parse(fs.readFileSync(0, 'utf8'));
 const timeout = scenario.timeout ?? 15000;
 
 // Runs in the page before any of its scripts (serialised into it with its arguments).
-function hook(id, dash, report) {
+function hook(onAssign, id, dash, report) {
   let reported = false;
   const send = (value) => {
     if (reported) return;
@@ -36,14 +36,8 @@ function hook(id, dash, report) {
     window[report](JSON.stringify(value));
   };
   document.addEventListener('playing', () => send({ ms: performance.now() }), true); // capture: media events do not bubble
-  let player;
-  Object.defineProperty(window, 'soriPlayer', {
-    configurable: true,
-    get() { return player; },
-    set(value) {
-      player = value;
-      value.load(id, { dash }).catch((err) => send({ error: String(err) }));
-    },
+  onAssign('soriPlayer', (player) => {
+    player.load(id, { dash }).catch((err) => send({ error: String(err) }));
   });
 }
 
@@ -65,8 +59,7 @@ async function once(browser, run) {
   const context = await contextFor(browser, run);
   let page;
   try {
-    const init = `(${hook})(${JSON.stringify(run.asset)}, ${Boolean(run.dash)}, ${JSON.stringify(REPORT)});`;
-    page = await browser.newPage(context, init);
+    page = await browser.newPage(context, initScript(hook, run.asset, Boolean(run.dash), REPORT));
     if (scenario.rtt) await page.emulateLatency(scenario.rtt);
     if (scenario.settle) await new Promise((resolve) => setTimeout(resolve, scenario.settle));
     const url = `${run.base}/?asset=${encodeURIComponent(run.asset)}${run.dash ? '&dash=1' : ''}`;

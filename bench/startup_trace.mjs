@@ -8,7 +8,7 @@
 // Each run is a fresh browser context; the first RUNS-1 print only their `playing` time,
 // the last one prints its whole timeline.
 
-import { Browser, REPORT } from './browser.mjs';
+import { Browser, initScript, REPORT } from './browser.mjs';
 
 const [base, asset, runsArg] = process.argv.slice(2);
 if (!base || !asset) {
@@ -20,25 +20,19 @@ const QUIET_HLS_EVENTS = /fragLoading|fragProgress|bufferAppending|bufferAppende
 
 // Runs in the page before its scripts: marks what happens, and starts the asset through the
 // page's test hook as soon as it exists (as bench/startup.mjs does).
-function hook(id, quiet, report) {
+function hook(onAssign, id, quiet, report) {
   const done = () => window[report]('{}');
   const marks = [];
   const mark = (name) => marks.push([Math.round(performance.now()), name]);
   window.__marks = marks;
   const quietRe = new RegExp(quiet);
-  let Hls;
-  Object.defineProperty(window, 'Hls', {
-    configurable: true,
-    get() { return Hls; },
-    set(value) {
-      Hls = value;
-      mark('hls.js evaluated');
-      const trigger = value.prototype.trigger;
-      value.prototype.trigger = function (event, data) {
-        if (!quietRe.test(event)) mark(`hls ${event}`);
-        return trigger.call(this, event, data);
-      };
-    },
+  onAssign('Hls', (Hls) => {
+    mark('hls.js evaluated');
+    const trigger = Hls.prototype.trigger;
+    Hls.prototype.trigger = function (event, data) {
+      if (!quietRe.test(event)) mark(`hls ${event}`);
+      return trigger.call(this, event, data);
+    };
   });
   for (const ev of ['loadstart', 'loadedmetadata', 'loadeddata', 'canplay', 'playing', 'waiting']) {
     document.addEventListener(ev, () => mark(`video ${ev}`), true);
@@ -55,15 +49,9 @@ function hook(id, quiet, report) {
     return addSourceBuffer.call(this, type);
   };
   document.addEventListener('DOMContentLoaded', () => mark('DOMContentLoaded'));
-  let player;
-  Object.defineProperty(window, 'soriPlayer', {
-    configurable: true,
-    get() { return player; },
-    set(value) {
-      player = value;
-      mark('page script ready');
-      value.load(id, {}).catch((err) => { mark(`load failed: ${err}`); done(); });
-    },
+  onAssign('soriPlayer', (player) => {
+    mark('page script ready');
+    player.load(id, {}).catch((err) => { mark(`load failed: ${err}`); done(); });
   });
 }
 
@@ -75,7 +63,7 @@ try {
   for (let i = 0; i < runs; i++) {
     const context = await browser.newContext();
     const page = await browser.newPage(context,
-      `(${hook})(${JSON.stringify(asset)}, ${JSON.stringify(QUIET_HLS_EVENTS.source)}, ${JSON.stringify(REPORT)});`);
+      initScript(hook, asset, QUIET_HLS_EVENTS.source, REPORT));
     await new Promise((resolve) => setTimeout(resolve, 1000)); // the new window settles (bench/README)
     const reported = page.report(15000);
     await page.goto(`${base}/?asset=${encodeURIComponent(asset)}`);
