@@ -9,7 +9,7 @@ default audio ladder with the same AAC encoder settings:
   configuration (loudness normalisation on, aac_coder "fast", one encoder per core) and
   `SORI_STORAGE_ROOT` pointing at a temporary store. Its time includes probing, the
   loudness measurement pass, the encode, muxing, the progressive download and publishing.
-- plain: `packager.ffmpeg_args.plain_audio_ladder_args`, the single ffmpeg command a
+- plain: `packager.audio.ffmpeg_args.plain_audio_ladder_args`, the single ffmpeg command a
   user would type (one decode, asplit, one AAC encoder per rung, ffmpeg's HLS fMP4
   muxer), so the encoder settings are the same by construction.
 
@@ -92,7 +92,7 @@ def run_sori(src: Path, work: Path) -> Measured:
 
 
 def run_plain(src: Path, work: Path) -> Measured:
-    from packager.ffmpeg_args import plain_audio_ladder_args
+    from packager.audio.ffmpeg_args import plain_audio_ladder_args
     from sori.config import load
 
     cfg = load(env={}).packager

@@ -120,8 +120,8 @@ def plain_command(src: Path, out_dir: Path) -> list[str]:
     import asyncio
 
     from packager import probe
-    from packager.video_args import plain_ladder_args
-    from packager.video_ladder import display_size, gop_frames, output_frame_rate, plan_ladder
+    from packager.video.ffmpeg_args import plain_ladder_args
+    from packager.video.ladder import display_size, gop_frames, output_frame_rate, plan_ladder
     from sori.config import PackagerConfig
 
     cfg = PackagerConfig()

@@ -33,7 +33,7 @@ from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMI
 from origin.media import MediaHandler
 from origin.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics, route_class
 from origin.metrics_share import SharedMetrics
-from sori.config import Config
+from settings import Config
 from storage.base import Store
 
 log = logging.getLogger("sori.origin")

@@ -44,7 +44,7 @@ from storage.errors import StoreError
 
 if TYPE_CHECKING:
     from origin.uploads import Upload
-    from sori.config import PackagerConfig
+    from settings import PackagerConfig
 
 log = logging.getLogger("sori.jobs")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sori.config import Config
+from settings import Config
 from storage.base import Store
 
 CONFIG_KEY = web.AppKey("sori.config", Config)

@@ -30,7 +30,7 @@ from origin.metrics import Metrics
 from origin.object_cache import LruDict, ObjectCache, SingleFlight
 from origin.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from origin.representation import Representation, accepts_gzip, compress
-from sori.config import Config
+from settings import Config
 from storage.base import Store, check_key
 from storage.errors import InvalidKey, NotFound, StoreUnavailable
 

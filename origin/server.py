@@ -34,7 +34,7 @@ from aiohttp import web
 
 from origin.app import create_app
 from origin.fast_lane import OriginRunner
-from sori.config import Config, ConfigError
+from settings import Config, ConfigError
 from storage import open_store
 
 log = logging.getLogger("sori.origin")

@@ -14,23 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from manifests import layout
 from manifests.model import Presentation
-from packager import (
-    audio,
-    ffmpeg_args,
-    loudness,
-    probe,
-    process,
-    publish,
-    readback,
-    record,
-    timeline,
-    video,
-)
+from packager import probe, process, publish, readback, record, timeline
+from packager.audio import ffmpeg_args, loudness
+from packager.audio import renditions as audio
 from packager.errors import InvalidInput, PackagerError
+from packager.video import build as video
 from storage.base import Store
 
 if TYPE_CHECKING:
-    from sori.config import PackagerConfig
+    from settings import PackagerConfig
 
 Progress = Callable[[float, str], None]
 

@@ -41,9 +41,13 @@ class Bundle:
     entry: dict[str, str] = field(default_factory=dict)  # master.m3u8, manifest.mpd
 
     def add_manifests(self, p: Presentation) -> None:
-        """Every media (and I-frame) playlist of `p`, its MPD and multivariant playlist."""
+        """Every media (and I-frame) playlist of `p`, its MPD and multivariant playlist.
+
+        All media playlists carry one EXT-X-TARGETDURATION (RFC 8216 §6.2.4).
+        """
+        target = hls.presentation_target(p)
         for r in p.renditions:
-            self.playlists[r.playlist_uri] = hls.media_playlist(r)
+            self.playlists[r.playlist_uri] = hls.media_playlist(r, target=target)
             if r.content_type == "video":
                 self.playlists[r.iframe_playlist_uri] = hls.iframe_playlist(r)
         self.entry[layout.MPD] = dash.mpd(p)

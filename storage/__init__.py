@@ -16,7 +16,7 @@ from storage.local import LocalStore
 from storage.s3 import S3Store
 
 if TYPE_CHECKING:  # storage imports nothing of ours at run time
-    from sori.config import StorageConfig
+    from settings import StorageConfig
 
 __all__ = [
     "CHUNK_SIZE",

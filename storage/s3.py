@@ -39,7 +39,7 @@ from storage.content_types import (
 from storage.errors import InvalidKey, NotFound, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:  # storage imports nothing of ours at run time
-    from sori.config import StorageConfig
+    from settings import StorageConfig
 
 P = ParamSpec("P")
 T = TypeVar("T")

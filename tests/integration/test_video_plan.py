@@ -8,14 +8,14 @@ import pytest
 
 from packager import timeline
 from packager.probe import StreamInfo
-from packager.video_ladder import (
+from packager.video.ladder import (
     display_size,
     gop_frames,
     keyframe_expr,
     output_frame_rate,
     plan_ladder,
 )
-from packager.video_thumbs import plan_sprites, poster_size, sheet_name, vtt
+from packager.video.thumbs import plan_sprites, poster_size, sheet_name, vtt
 from sori.config import PackagerConfig
 
 LADDER = PackagerConfig().video_ladder

@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from manifests import boxes, codecs
-from packager import aac_cmaf
-from packager.aac_cmaf import box, full_box
+from packager.audio import aac_cmaf
+from packager.audio.aac_cmaf import box, full_box
 
 LC_48K_STEREO = aac_cmaf.AdtsConfig(profile=2, sample_rate_index=3, channel_config=2)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from packager.probe import StreamInfo
-    from sori.config import VideoRung
+    from settings import VideoRung
 
 MAX_FRAME_RATE = Fraction(60)
 DEFAULT_FRAME_RATE = Fraction(25)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from packager.ffmpeg_args import COMMON
+from packager.audio.ffmpeg_args import COMMON
 from packager.process import FFMPEG
-from packager.video_ladder import VideoOutput
+from packager.video.ladder import VideoOutput
 
 # Fragmented MP4 as CMAF wants it: moov up front, a moof per keyframe with
 # default-base-is-moof, trun version 1 with negative composition offsets so that the

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from manifests import layout
-from packager.video_ladder import even
+from packager.video.ladder import even
 
 MAX_COLUMNS = 10
 MAX_ROWS = 10

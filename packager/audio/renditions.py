@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from manifests import layout
-from packager import aac_cmaf, ffmpeg_args, process, timeline
+from packager import process, timeline
+from packager.audio import aac_cmaf, ffmpeg_args
+from packager.audio.loudness import check_decoded
 from packager.errors import InvalidInput, PackagerError
-from packager.loudness import check_decoded
 
 if TYPE_CHECKING:
-    from sori.config import AudioRung
+    from settings import AudioRung
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from manifests import layout
 from manifests.model import Presentation, Rendition
-from packager import audio, loudness, process, publish, readback, record, timeline
+from packager import process, publish, readback, record, timeline
+from packager.audio import loudness
+from packager.audio import renditions as audio
 from packager.errors import InvalidInput, PackagerError
 from packager.probe import ProbeResult
-from packager.video_args import StillsPlan, download_args, encode_args
-from packager.video_ladder import (
+from packager.video.ffmpeg_args import StillsPlan, download_args, encode_args
+from packager.video.ladder import (
     VideoOutput,
     display_size,
     gop_frames,
@@ -33,11 +35,11 @@ from packager.video_ladder import (
     output_frame_rate,
     plan_ladder,
 )
-from packager.video_split import SplitResult, split
-from packager.video_thumbs import plan_sprites, poster_frame, poster_size, sheet_name, vtt
+from packager.video.split import SplitResult, split
+from packager.video.thumbs import plan_sprites, poster_frame, poster_size, sheet_name, vtt
 
 if TYPE_CHECKING:
-    from sori.config import AudioRung, PackagerConfig
+    from settings import AudioRung, PackagerConfig
 
 Phase = Callable[[str, float], Callable[[float], None]]
 Built = tuple[Presentation, str, publish.Bundle, str, dict[str, Any]]
@@ -50,7 +52,7 @@ _ENVIRONMENT_ERRORS = ("No space left", "Permission denied", "Cannot allocate me
 
 
 def _audio_rung(cfg: PackagerConfig) -> AudioRung:
-    from sori.config import AudioRung  # plain dataclass; no CLI import at module load
+    from settings import AudioRung  # plain dataclass; no CLI import at module load
 
     return AudioRung(AUDIO_ID, cfg.video_audio_bitrate, 48_000, 2)
 

@@ -10,7 +10,7 @@ from packager.process import FFMPEG
 from packager.timeline import Chunk
 
 if TYPE_CHECKING:  # settings are plain frozen dataclasses; no runtime import of the CLI layer
-    from sori.config import AudioRung
+    from settings import AudioRung
 
 COMMON = [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+error",
           "-progress", "pipe:1", "-y"]

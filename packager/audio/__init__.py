@@ -1,0 +1,1 @@
+"""Audio: the AAC ladder, loudness, and the CMAF muxer of AAC frames."""

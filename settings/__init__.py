@@ -1,0 +1,205 @@
+"""The settings every layer reads: frozen dataclasses with their defaults and validation.
+
+A leaf: standard library only, imported by storage/, packager/, origin/ and sori/ alike
+(`sori.config` loads the TOML file and the SORI_* overrides into these classes).
+`config.toml` at the repository root mirrors the defaults, checked by a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is unknown or has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class AudioRung:
+    id: str
+    bitrate: int  # bits per second
+    sample_rate: int  # Hz
+    channels: int = 2
+
+
+@dataclass(frozen=True)
+class VideoRung:
+    id: str
+    height: int
+    bitrate: int  # bits per second
+    profile: str = "high"  # baseline | main | high
+    maxrate_factor: float = 1.5
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = "local"
+    root: str = "var/media"
+    endpoint: str = "127.0.0.1:9000"
+    bucket: str = "media"
+    access_key: str = ""
+    secret_key: str = ""
+    secure: bool = False
+    region: str = "us-east-1"
+    multipart_threshold: int = 16 * 1024 * 1024
+    timeout: float = 10.0
+
+    def validate(self) -> None:
+        _choice("storage.backend", self.backend, ("local", "s3"))
+        if self.backend == "local" and not self.root:
+            raise ConfigError("storage.root: must not be empty with the local backend")
+        if self.backend == "s3" and not self.bucket:
+            raise ConfigError("storage.bucket: must not be empty with the s3 backend")
+        _positive("storage.multipart_threshold", self.multipart_threshold)
+        if self.multipart_threshold < 5 * 1024 * 1024:
+            raise ConfigError("storage.multipart_threshold: S3 parts must be at least 5 MiB")
+        _positive("storage.timeout", self.timeout)
+
+
+@dataclass(frozen=True)
+class OriginConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    cors_origins: tuple[str, ...] = ("*",)
+    workers: int = 1
+    manifest_max_age: int = 60
+    error_max_age: int = 5
+    cache_bytes: int = 256 * 1024 * 1024
+    cache_object_max: int = 4 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    job_concurrency: int = 1
+    upload_dir: str = "var/uploads"
+    access_log: bool = True
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"origin.port: {self.port} is not a TCP port")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("origin.public_url: must start with http:// or https:// (or be empty)")
+        _positive("origin.workers", self.workers)
+        _non_negative("origin.manifest_max_age", self.manifest_max_age)
+        _non_negative("origin.error_max_age", self.error_max_age)
+        _non_negative("origin.cache_bytes", self.cache_bytes)
+        _non_negative("origin.cache_object_max", self.cache_object_max)
+        _positive("origin.max_upload_bytes", self.max_upload_bytes)
+        _positive("origin.job_concurrency", self.job_concurrency)
+
+
+@dataclass(frozen=True)
+class PackagerConfig:
+    segment_duration: float = 4.0
+    max_duration: float = 4 * 3600.0
+    loudness: bool = True
+    loudness_target: float = -16.0
+    true_peak: float = -1.0
+    aac_coder: str = "fast"
+    workers: int = 0  # ffmpeg processes in parallel; 0 = one per CPU core
+    download_rendition: str = "medium"
+    keep_versions: int = 2
+    audio_ladder: tuple[AudioRung, ...] = (
+        AudioRung("low", 64_000, 22_050),
+        AudioRung("medium", 128_000, 44_100),
+        AudioRung("high", 320_000, 48_000),
+    )
+    video_ladder: tuple[VideoRung, ...] = (
+        VideoRung("1080p", 1080, 5_000_000, "high"),
+        VideoRung("720p", 720, 2_800_000, "high"),
+        VideoRung("480p", 480, 1_400_000, "main"),
+        VideoRung("360p", 360, 800_000, "main"),
+        VideoRung("240p", 240, 400_000, "baseline"),
+    )
+    video_audio_bitrate: int = 128_000
+    x264_preset: str = "veryfast"
+    thumbnail_interval: float = 5.0
+    thumbnail_width: int = 160
+
+    def validate(self) -> None:
+        if not 1.0 <= self.segment_duration <= 30.0:
+            raise ConfigError("packager.segment_duration: must be between 1 and 30 seconds")
+        _positive("packager.max_duration", self.max_duration)
+        if not -70.0 <= self.loudness_target <= -5.0:
+            raise ConfigError("packager.loudness_target: must be between -70 and -5 LUFS")
+        if not -9.0 <= self.true_peak <= 0.0:
+            raise ConfigError("packager.true_peak: must be between -9 and 0 dBTP")
+        _choice("packager.aac_coder", self.aac_coder, ("fast", "twoloop", "anmr"))
+        _non_negative("packager.workers", self.workers)
+        _positive("packager.keep_versions", self.keep_versions)
+        if not self.audio_ladder:
+            raise ConfigError("packager.audio_ladder: needs at least one rung")
+        ids = [r.id for r in self.audio_ladder]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("packager.audio_ladder: rung ids must be unique")
+        for i, r in enumerate(self.audio_ladder):
+            key = f"packager.audio_ladder[{i}]"
+            _rung_id(f"{key}.id", r.id)
+            if not 8_000 <= r.bitrate <= 512_000:
+                raise ConfigError(f"{key}.bitrate: must be between 8000 and 512000")
+            _choice(f"{key}.sample_rate", r.sample_rate,
+                    (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000))
+            _choice(f"{key}.channels", r.channels, (1, 2))
+        if self.download_rendition not in ids:
+            raise ConfigError(
+                f"packager.download_rendition: {self.download_rendition!r} is not an audio_ladder id"
+            )
+        vids = [r.id for r in self.video_ladder]
+        if len(set(vids)) != len(vids):
+            raise ConfigError("packager.video_ladder: rung ids must be unique")
+        for i, v in enumerate(self.video_ladder):
+            key = f"packager.video_ladder[{i}]"
+            _rung_id(f"{key}.id", v.id)
+            if not 90 <= v.height <= 4320:
+                raise ConfigError(f"{key}.height: must be between 90 and 4320")
+            _positive(f"{key}.bitrate", v.bitrate)
+            _choice(f"{key}.profile", v.profile, ("baseline", "main", "high"))
+        _positive("packager.video_audio_bitrate", self.video_audio_bitrate)
+        _positive("packager.thumbnail_interval", self.thumbnail_interval)
+        _positive("packager.thumbnail_width", self.thumbnail_width)
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    api_keys: tuple[str, ...] = ()
+    presign_expiry: int = 3600
+
+    def validate(self) -> None:
+        if any(not k.strip() for k in self.api_keys):
+            raise ConfigError("security.api_keys: keys must not be blank")
+        if not 1 <= self.presign_expiry <= 7 * 24 * 3600:
+            raise ConfigError("security.presign_expiry: must be between 1 s and 7 days")
+
+
+@dataclass(frozen=True)
+class Config:
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    origin: OriginConfig = field(default_factory=OriginConfig)
+    packager: PackagerConfig = field(default_factory=PackagerConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+
+    def validate(self) -> Config:
+        self.storage.validate()
+        self.origin.validate()
+        self.packager.validate()
+        self.security.validate()
+        return self
+
+
+def _choice(key: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: must be greater than 0 (got {value!r})")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"{key}: must not be negative (got {value!r})")
+
+
+def _rung_id(key: str, value: str) -> None:
+    if not value or not all(c.isalnum() or c in "_-" for c in value) or len(value) > 32:
+        raise ConfigError(f"{key}: {value!r} must be 1-32 letters, digits, '_' or '-'")
