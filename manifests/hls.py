@@ -54,13 +54,37 @@ def target_duration(durations: Iterable[float]) -> int:
     return max(1, math.ceil(longest - 1e-6))
 
 
-def _vod_header(r: Rendition, durations: list[float], *, iframes_only: bool = False
-                ) -> list[str]:
+def segment_seconds(r: Rendition) -> list[float]:
+    """The measured duration of each segment of `r`, in seconds (what EXTINF says)."""
+    return [r.seconds(s.duration) for s in r.segments]
+
+
+def shared_target(renditions: Iterable[Rendition]) -> int:
+    """One EXT-X-TARGETDURATION for a set of renditions: the ceiling of their longest segment.
+
+    For callers (live) whose renditions are not (yet) a Presentation.
+    """
+    return target_duration(d for r in renditions for d in segment_seconds(r))
+
+
+def presentation_target(p: Presentation) -> int:
+    """The EXT-X-TARGETDURATION every media playlist of `p` carries.
+
+    RFC 8216 §6.2.4: "Each Media Playlist in each Variant Stream MUST have the same
+    Target Duration"; only I-frame and subtitle playlists are exempt. So the target is
+    taken over the segments of every audio and video rendition together, not per
+    rendition (an AAC rendition's segments end on its own frame grid and may run a
+    frame past the video's, or another rate's, and past the next whole second).
+    """
+    return shared_target((*p.audio, *p.video))
+
+
+def _vod_header(r: Rendition, target: int, *, iframes_only: bool = False) -> list[str]:
     """The tags that open every VOD media playlist, up to and including EXT-X-MAP."""
     return [
         tags.EXTM3U,
         f"{tags.VERSION}:{tags.PLAYLIST_VERSION}",
-        f"{tags.TARGETDURATION}:{target_duration(durations)}",
+        f"{tags.TARGETDURATION}:{target}",
         f"{tags.MEDIA_SEQUENCE}:{r.segments[0].number if r.segments else 1}",
         f"{tags.PLAYLIST_TYPE}:VOD",
         *([tags.I_FRAMES_ONLY] if iframes_only else []),
@@ -69,10 +93,21 @@ def _vod_header(r: Rendition, durations: list[float], *, iframes_only: bool = Fa
     ]
 
 
-def media_playlist(r: Rendition, *, ended: bool = True) -> str:
-    """A VOD media playlist of CMAF segments."""
-    durations = [r.seconds(s.duration) for s in r.segments]
-    lines = _vod_header(r, durations)
+def media_playlist(r: Rendition, *, target: int | None = None, ended: bool = True) -> str:
+    """A VOD media playlist of CMAF segments.
+
+    `target` is the presentation's shared EXT-X-TARGETDURATION (`presentation_target`);
+    None takes the rendition's own, which is right only for a rendition that is alone.
+    A target below the rendition's own longest segment is refused (§4.4.3.1).
+    """
+    durations = segment_seconds(r)
+    own = target_duration(durations)
+    if target is None:
+        target = own
+    elif target < own:
+        raise ValueError(f"target duration {target} s is shorter than a segment of {r.id} "
+                         f"({max(durations):.6f} s)")
+    lines = _vod_header(r, target)
     for seg, seconds in zip(r.segments, durations, strict=True):
         lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
         lines.append(layout.segment_name(seg.number))
@@ -86,10 +121,11 @@ def iframe_playlist(r: Rendition) -> str:
 
     Each range covers the segment's first moof and its first sample (the IDR frame
     that starts every video segment); its duration is that of the whole segment,
-    up to the next I-frame.
+    up to the next I-frame. I-frame playlists are exempt from the shared target duration
+    (RFC 8216 §6.2.4), so each keeps its own.
     """
-    durations = [r.seconds(s.duration) for s in r.segments]
-    lines = _vod_header(r, durations, iframes_only=True)
+    durations = segment_seconds(r)
+    lines = _vod_header(r, target_duration(durations), iframes_only=True)
     for seg, seconds in zip(r.segments, durations, strict=True):
         lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
         lines.append(f"{tags.BYTERANGE}:{seg.iframe_length}@{seg.iframe_offset}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ async def check_packaged_audio(store: Store, asset_id: str, segment_duration: fl
     by_id = {r["id"]: r for r in record["renditions"]}
     starts: dict[str, list[float]] = {}
     durations: dict[str, float] = {}
+    targets: dict[str, int] = {}
+    longest = 0.0
     for variant in master.playlists:
         info = variant.stream_info
         rid = variant.uri.split("/")[-2]
@@ -45,6 +48,8 @@ async def check_packaged_audio(store: Store, asset_id: str, segment_duration: fl
         media = m3u8.loads(media_text)
         assert media.playlist_type == "vod" and media.is_endlist
         assert "#EXT-X-INDEPENDENT-SEGMENTS" in media_text
+        assert media_text.count("#EXT-X-TARGETDURATION:") == 1
+        targets[rid] = media.target_duration
         base = variant.uri.rsplit("/", 1)[0]
         init = await store.get(f"{asset_id}/{base}/{media.segment_map[0].uri}")
         track = boxes.parse_init(init)
@@ -63,6 +68,7 @@ async def check_packaged_audio(store: Store, asset_id: str, segment_duration: fl
             ticks = sum(f.duration for f in frags)
             assert abs(seg.duration - ticks / track.timescale) < 1e-6, "EXTINF != fragment time"
             assert seg.duration <= media.target_duration
+            longest = max(longest, seg.duration)
             seg_starts.append(expected_t / track.timescale)
             expected_t += ticks
         total = expected_t / track.timescale
@@ -72,6 +78,10 @@ async def check_packaged_audio(store: Store, asset_id: str, segment_duration: fl
             assert media.segments[-1].duration >= segment_duration / 8, "sliver of a last segment"
         starts[rid] = seg_starts
         durations[rid] = total
+    # RFC 8216 §6.2.4: every media playlist of the asset has the same target duration, the
+    # ceiling of the longest segment of any rendition (1 µs tolerance, as manifests.hls)
+    target = max(1, math.ceil(longest - 1e-6))
+    assert set(targets.values()) == {target}, f"target durations {targets}, longest {longest}"
     # renditions line up: same number of segments, boundaries within one AAC frame
     frame = max(1024 / r["sample_rate"] for r in record["renditions"])
     counts = {rid: len(s) for rid, s in starts.items()}
@@ -82,7 +92,8 @@ async def check_packaged_audio(store: Store, asset_id: str, segment_duration: fl
     assert max(durations.values()) - min(durations.values()) <= frame + 1e-9
     mpd = etree.fromstring(await store.get(f"{asset_id}/manifest.mpd"))
     assert dash_schema().validate(mpd), dash_schema().error_log
-    return {"record": record, "durations": durations, "segments": counts}
+    return {"record": record, "durations": durations, "segments": counts, "target": target,
+            "longest": longest}
 
 
 def moov_before_mdat(data: bytes) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import struct
 import subprocess
@@ -150,6 +151,21 @@ def check_video_rendition(asset_dir: Path, r: Rendition) -> None:
         assert entry.uri == layout.segment_name(seg.number)
 
 
+def check_shared_target(asset_dir: Path, master: m3u8.M3U8) -> None:
+    """RFC 8216 §6.2.4: the video playlists and the audio-group playlist carry one
+    EXT-X-TARGETDURATION, the ceiling of the longest segment of any of them; the I-frame
+    playlists (exempt) keep their own, which is never more."""
+    uris = [p.uri for p in master.playlists] + [m.uri for m in master.media if m.uri]
+    playlists = {uri: m3u8.loads((asset_dir / uri).read_text()) for uri in uris}
+    longest = max(s.duration for pl in playlists.values() for s in pl.segments)
+    target = max(1, math.ceil(longest - 1e-6))
+    targets = {uri: pl.target_duration for uri, pl in playlists.items()}
+    assert set(targets.values()) == {target}, (targets, longest)
+    for p in master.iframe_playlists:
+        iframes = m3u8.loads((asset_dir / p.uri).read_text())
+        assert iframes.target_duration <= target
+
+
 def check_asset(root: Path, rec: dict[str, Any], src: Path, has_audio: bool,
                 displayed: tuple[int, int]) -> None:
     asset_dir = root / rec["id"]
@@ -200,6 +216,7 @@ def check_asset(root: Path, rec: dict[str, Any], src: Path, has_audio: bool,
     assert len(media) == (1 if has_audio else 0)
     if has_audio:
         assert (asset_dir / media[0].uri).exists()
+    check_shared_target(asset_dir, master)
 
     schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
     mpd = etree.parse(str(asset_dir / layout.MPD))
