@@ -8,6 +8,7 @@ The store's keys are the URL paths below `/assets/`, so these names are also URL
     {id}/v/{version}/...                 everything else; never rewritten (immutable)
     {id}/v/{version}/{rendition}/init.mp4
     {id}/v/{version}/{rendition}/seg_00001.m4s ...
+    {id}/v/{version}/{rendition}/seg_00001.0.m4s ...  parts of a live asset (LL-HLS)
     {id}/v/{version}/{rendition}/index.m3u8       media playlist
     {id}/v/{version}/{rendition}/iframes.m3u8     I-frame playlist (video)
     {id}/v/{version}/download.m4a | download.mp4  progressive download
@@ -43,6 +44,12 @@ def is_valid_asset_id(asset_id: str) -> bool:
 def segment_name(number: int) -> str:
     """Media segments are numbered from 1, as DASH's $Number$ with startNumber=1."""
     return f"seg_{number:05d}.m4s"
+
+
+def part_name(number: int, index: int) -> str:
+    """Part `index` (0-based) of segment `number` of a live rendition (LL-HLS); the
+    segment file is the concatenation of its parts."""
+    return f"seg_{number:05d}.{index}.m4s"
 
 
 def version_dir(version: str) -> str:

@@ -39,7 +39,7 @@ from origin.app import MEDIA_KEY
 from origin.errors import json_error, register_error
 from origin.job_board import JobBoard
 from origin.jobs import AssetBusy, JobManager
-from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
+from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, LIVE_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler
 from origin.metrics import metrics_of
 from packager.errors import InvalidInput
@@ -110,7 +110,16 @@ async def _record(request: web.Request, asset_id: str) -> dict[str, Any]:
 
 
 def _public(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
+    """The record as clients see it: a live asset's with the figures of the moment."""
+    live = request.app.get(LIVE_KEY)
+    stream = live.get(str(rec.get("id"))) if live is not None else None
+    if live is not None and stream is not None and rec.get("state") == "live":
+        rec = live.record_of(stream)
     return with_public_url(rec, request.app[CONFIG_KEY].origin.public_url)
+
+
+def _live_registry(request: web.Request) -> Any:
+    return request.app.get(LIVE_KEY)
 
 
 def _download_key(asset_id: str, rec: dict[str, Any]) -> str:
@@ -182,6 +191,10 @@ async def delete_asset(request: web.Request) -> web.Response:
     asset_id = _asset_id(request)
     store = request.app[STORE_KEY]
     _refuse_if_busy(request.app[JOBS_KEY], asset_id)
+    live = _live_registry(request)
+    stream = live.get(asset_id) if live is not None else None
+    if stream is not None:
+        await live.discard(stream)
     prefix = f"{asset_id}/"
     keys = await store.list(prefix)
     if not keys:

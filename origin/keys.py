@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from settings import Config
@@ -9,6 +11,9 @@ from storage.base import Store
 
 CONFIG_KEY = web.AppKey("sori.config", Config)
 STORE_KEY = web.AppKey("sori.store", Store)
+# The live streams this process owns (packager.live.registry.LiveRegistry; typed loosely so
+# that modules which only look it up need not import the live package).
+LIVE_KEY: web.AppKey[Any] = web.AppKey("sori.live", object)
 
 # Per-request keys (request is a mutable mapping), read by the edge middleware.
 CACHE_RESULT = web.RequestKey("sori.cache", str)  # "hit" / "miss" for media requests

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -131,6 +131,9 @@ class MediaHandler:
         # The stores time out on their own (storage.timeout); this is the backstop.
         self.timeout = cfg.storage.timeout + 2.0
         metrics.cache_bytes.set_function(lambda: self.cache.size)
+        # Live streams this process produces (origin.live sets these when it is set up).
+        self.live: Any = None
+        self.live_serving: Any = None
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -147,6 +150,13 @@ class MediaHandler:
             self.metrics.cache_hits.inc()
             return self._from_memory(request, rep)
         key, rel = parse_media_path(raw_path)
+        if self.live is not None:
+            stream = self.live.get(key.partition("/")[0])
+            if stream is not None:
+                answer: web.StreamResponse | None = await self.live_serving.answer(
+                    request, stream, rel)
+                if answer is not None:
+                    return answer
         await self.confirm(key.partition("/")[0])
         ocls = classify(rel)
         if ocls is ObjectClass.NOT_SERVED:

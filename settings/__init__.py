@@ -171,17 +171,40 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    part_duration: float = 0.25
+    segment_duration: float = 2.0
+    producer_timeout: float = 30.0
+    silence_after: float = 0.15
+    max_chunk_bytes: int = 8 * 1024 * 1024
+    loudness: bool = True
+
+    def validate(self) -> None:
+        if not 0.1 <= self.part_duration <= 2.0:
+            raise ConfigError("live.part_duration: must be between 0.1 and 2 seconds")
+        if not 3 * self.part_duration <= self.segment_duration <= 10.0:
+            raise ConfigError("live.segment_duration: must be at least 3 parts and at most "
+                              "10 seconds")
+        _positive("live.producer_timeout", self.producer_timeout)
+        if not 0.02 <= self.silence_after <= 5.0:
+            raise ConfigError("live.silence_after: must be between 0.02 and 5 seconds")
+        _positive("live.max_chunk_bytes", self.max_chunk_bytes)
+
+
+@dataclass(frozen=True)
 class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     origin: OriginConfig = field(default_factory=OriginConfig)
     packager: PackagerConfig = field(default_factory=PackagerConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def validate(self) -> Config:
         self.storage.validate()
         self.origin.validate()
         self.packager.validate()
         self.security.validate()
+        self.live.validate()
         return self
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from settings import AudioRung as AudioRung
 from settings import Config as Config
 from settings import ConfigError as ConfigError
+from settings import LiveConfig as LiveConfig
 from settings import OriginConfig as OriginConfig
 from settings import PackagerConfig as PackagerConfig
 from settings import SecurityConfig as SecurityConfig

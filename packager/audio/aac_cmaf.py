@@ -128,11 +128,15 @@ def init_segment(cfg: AdtsConfig, channels: int, avg_bitrate: int, max_bitrate: 
     return ftyp + moov
 
 
-def media_segment(sequence: int, base_time: int, frames: Iterable[bytes]) -> bytes:
-    """styp + moof + mdat holding `frames` (1024 samples each) starting at `base_time`."""
+def media_segment(sequence: int, base_time: int, frames: Iterable[bytes], *,
+                  styp: bool = True) -> bytes:
+    """styp + moof + mdat holding `frames` (1024 samples each) starting at `base_time`.
+
+    Without `styp`: a CMAF chunk (moof + mdat) that continues a segment, as a live
+    part after the first of its segment; the segment is its parts laid end to end."""
     payload = list(frames)
     sizes = b"".join(struct.pack(">I", len(f)) for f in payload)
-    styp = box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"cmfs")
+    head = box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"cmfs") if styp else b""
     # tfhd: default-base-is-moof | default-sample-duration | default-sample-flags
     tfhd = full_box(b"tfhd", 0, 0x020000 | 0x08 | 0x20,
                     struct.pack(">III", TRACK_ID, SAMPLES_PER_FRAME, AUDIO_SAMPLE_FLAGS))
@@ -146,4 +150,4 @@ def media_segment(sequence: int, base_time: int, frames: Iterable[bytes]) -> byt
 
     moof_size = len(moof(0))
     mdat = box(b"mdat", *payload)
-    return styp + moof(moof_size + 8) + mdat
+    return head + moof(moof_size + 8) + mdat

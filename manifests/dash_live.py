@@ -1,0 +1,90 @@
+"""The dynamic MPD of a live asset: low-latency DASH over the same CMAF parts and segments.
+
+Segments are addressed by $Number$ with a nominal @duration (DASH-IF IOP low-latency
+profile): a client computes from the wall clock which segment is being produced and
+asks for it `availabilityTimeOffset` early, when its first part exists; the origin sends
+that segment with chunked transfer as its parts land (availabilityTimeComplete=false).
+Real cuts are within half an AAC frame of the nominal grid, and tfdt carries the exact
+times. UTCTiming points at the origin's clock; ServiceDescription states the latency
+the stream is built for. When the stream ends the MPD becomes the static one of
+manifests.dash (SegmentTimeline), as for any packaged asset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from manifests import layout
+from manifests.dash import CHANNEL_SCHEME, NS, iso_duration
+
+LL_PROFILE = "urn:mpeg:dash:profile:isoff-live:2011,http://www.dashif.org/guidelines/low-latency-live-v5"
+UTC_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
+
+
+@dataclass(frozen=True)
+class LiveRepresentation:
+    id: str
+    bandwidth: int  # upper bound while live
+    codecs: str
+    sample_rate: int  # also the timescale
+    channels: int
+    dir: str  # rendition directory relative to the asset root
+
+
+def _xs_datetime(epoch: float) -> str:
+    t = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def live_mpd(reps: Iterable[LiveRepresentation], *, start: float, published: float,
+             segment: float, part: float, latency_target: float, utc_url: str,
+             title: str = "") -> str:
+    """A dynamic MPD; `start` is the wall clock of media time 0 (availabilityStartTime),
+    `segment` and `part` the nominal durations in seconds."""
+    root = ET.Element("MPD", {
+        "xmlns": NS,
+        "profiles": LL_PROFILE,
+        "type": "dynamic",
+        "availabilityStartTime": _xs_datetime(start),
+        "publishTime": _xs_datetime(published),
+        "minimumUpdatePeriod": iso_duration(segment),
+        "timeShiftBufferDepth": "PT4H",
+        "maxSegmentDuration": iso_duration(segment + part),
+        "minBufferTime": iso_duration(part * 2),
+    })
+    if title:
+        info = ET.SubElement(root, "ProgramInformation")
+        ET.SubElement(info, "Title").text = title
+    service = ET.SubElement(root, "ServiceDescription", {"id": "0"})
+    ET.SubElement(service, "Latency", {
+        "referenceId": "0", "target": str(round(latency_target * 1000)),
+        "min": str(round(part * 2 * 1000)), "max": str(round(latency_target * 3000))})
+    ET.SubElement(service, "PlaybackRate", {"min": "0.96", "max": "1.04"})
+    period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
+    aset = ET.SubElement(period, "AdaptationSet", {
+        "id": "0", "contentType": "audio", "mimeType": "audio/mp4", "lang": "und",
+        "segmentAlignment": "true", "startWithSAP": "1",
+    })
+    ET.SubElement(aset, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "main"})
+    for r in sorted(reps, key=lambda r: r.bandwidth):
+        rep = ET.SubElement(aset, "Representation", {
+            "id": r.id, "bandwidth": str(r.bandwidth), "codecs": r.codecs,
+            "audioSamplingRate": str(r.sample_rate),
+        })
+        ET.SubElement(rep, "AudioChannelConfiguration", {
+            "schemeIdUri": CHANNEL_SCHEME, "value": str(r.channels)})
+        ET.SubElement(rep, "SegmentTemplate", {
+            "timescale": str(r.sample_rate),
+            "initialization": f"{r.dir}/{layout.INIT}",
+            "media": f"{r.dir}/{layout.SEGMENT_TEMPLATE}",
+            "startNumber": "1",
+            "duration": str(round(segment * r.sample_rate)),
+            "availabilityTimeOffset": f"{segment - part:.3f}",
+            "availabilityTimeComplete": "false",
+        })
+    ET.SubElement(root, "UTCTiming", {"schemeIdUri": UTC_SCHEME, "value": utc_url})
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,232 @@
+"""Live ingest: how a TTS producer pushes audio (CONTRACT §4).
+
+    POST /v1/live                     create: {"id"?, "title"?, "access"?, "format"?} → 201 ASSET
+    POST /v1/live/{id}/chunks?seq=N   append; a repeated seq is acknowledged and ignored,
+                                      a gap is 409 {"expected": K}
+    POST /v1/live/{id}/end            seal → ASSET (state "ready")
+    PUT  /v1/live/{id}/stream         one long chunked request; its end ends the stream
+    GET  /v1/live/{id}/ws             WebSocket: binary frames are audio, {"end": true} ends
+    GET  /v1/live/{id}/events         Server-Sent Events: started, progress, ended
+    GET  /v1/time                     the origin's clock (DASH UTCTiming)
+
+Write methods need the API key like uploads (the edge middleware checks it). A producer
+that disconnects leaves its stream open: it may come back (chunks are idempotent by
+seq); past `[live] producer_timeout` without audio the stream is sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from manifests import layout
+from origin import headers as h
+from origin import sse
+from origin.errors import json_error, register_error
+from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STREAMING
+from packager.errors import InvalidInput
+from packager.live import formats
+from packager.live.registry import AssetExists
+from packager.live.stream import LiveStream, SeqGap, StreamClosed
+from packager.publish import read_record
+from packager.record import with_public_url
+from storage.errors import InvalidKey, NotFound
+
+log = logging.getLogger("sori.live")
+
+PROGRESS_EVERY = 0.5  # seconds between progress events
+TITLE_MAX = 500
+
+register_error(AssetExists, 409)
+register_error(StreamClosed, 409)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    resp = web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    resp.headers[h.CACHE_CONTROL] = h.NO_STORE
+    return resp
+
+
+def _public(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
+    return with_public_url(rec, request.app[CONFIG_KEY].origin.public_url)
+
+
+def _stream(request: web.Request) -> LiveStream:
+    asset_id = request.match_info["id"]
+    if not layout.is_valid_asset_id(asset_id):
+        raise InvalidKey(f"invalid asset id {asset_id!r}")
+    stream: LiveStream | None = request.app[LIVE_KEY].get(asset_id)
+    if stream is None:
+        raise NotFound(f"no live stream {asset_id!r}")
+    return stream
+
+
+async def create(request: web.Request) -> web.Response:
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    unknown = set(body) - {"id", "title", "access", "format"}
+    if unknown:
+        raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}")
+    asset_id = body.get("id") or f"live-{secrets.token_hex(4)}"
+    if not isinstance(asset_id, str) or not layout.is_valid_asset_id(asset_id):
+        raise InvalidInput(f"invalid asset id {asset_id!r}: use 1-128 letters, digits, '.', "
+                           "'_' or '-', starting with a letter or digit")
+    title = body.get("title")
+    if title is not None and (not isinstance(title, str) or len(title) > TITLE_MAX):
+        raise InvalidInput(f"title: expected a string of at most {TITLE_MAX} characters")
+    access = body.get("access", "public")
+    if access not in ("public", "private"):
+        raise InvalidInput("access: must be \"public\" or \"private\"")
+    fmt = formats.parse_format(body.get("format"))
+    from origin.api import JOBS_KEY  # the jobs of uploads: an id being packaged is taken
+
+    if request.app[JOBS_KEY].active_for(asset_id) is not None:
+        raise AssetExists(f"asset {asset_id!r} is being packaged")
+    registry = request.app[LIVE_KEY]
+    rec = await registry.create(asset_id, title=title, fmt=fmt, access=access)
+    resp = json_response(_public(request, registry.record_of(registry.streams[asset_id])), 201)
+    resp.headers["Location"] = f"/v1/assets/{asset_id}"
+    del rec
+    return resp
+
+
+async def chunk(request: web.Request) -> web.Response:
+    stream = _stream(request)
+    raw = request.query.get("seq")
+    if raw is None or not raw.isdigit() or len(raw) > 12:
+        raise InvalidInput("seq: a non-negative integer is required (?seq=N, from 0)")
+    seq = int(raw)
+    limit = stream.cfg.max_chunk_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return json_error(413, f"chunk over live.max_chunk_bytes ({limit} bytes)")
+    data = await request.content.read(limit + 1)
+    if len(data) > limit:
+        return json_error(413, f"chunk over live.max_chunk_bytes ({limit} bytes)")
+    try:
+        taken = await request.app[LIVE_KEY].append(stream, seq, data)
+    except SeqGap as gap:
+        resp = json_response({"error": str(gap), "expected": gap.expected}, 409)
+        return resp
+    return json_response({"seq": seq, "duplicate": not taken, "expected": stream.expected_seq,
+                          "media_seconds": round(stream.media_seconds, 3)})
+
+
+async def end(request: web.Request) -> web.Response:
+    stream = _stream(request)
+    registry = request.app[LIVE_KEY]
+    if stream.state == "ready":
+        return json_response(_public(request, registry.records[stream.asset_id]))
+    rec = await asyncio.shield(registry.end(stream))
+    return json_response(_public(request, rec))
+
+
+async def put_stream(request: web.Request) -> web.Response:
+    """One long request: its body is the stream, its end ends the stream."""
+    stream = _stream(request)
+    registry = request.app[LIVE_KEY]
+    limit = stream.cfg.max_chunk_bytes
+    async for data in request.content.iter_chunked(min(limit, 256 * 1024)):
+        await registry.append(stream, None, data)
+    rec = await asyncio.shield(registry.end(stream))
+    return json_response(_public(request, rec))
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    stream = _stream(request)
+    registry = request.app[LIVE_KEY]
+    ws = web.WebSocketResponse(max_msg_size=stream.cfg.max_chunk_bytes, heartbeat=20.0)
+    await ws.prepare(request)
+    request[STREAMING] = True
+    received = 0
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                try:
+                    await registry.append(stream, None, msg.data)
+                except InvalidInput as e:
+                    await ws.send_json({"error": str(e)})
+                    await ws.close(code=1003 if not isinstance(e, StreamClosed) else 1000)
+                    break
+                received += len(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                try:
+                    command = json.loads(msg.data)
+                except ValueError:
+                    command = None
+                if isinstance(command, dict) and command.get("end") is True:
+                    try:
+                        rec = await asyncio.shield(registry.end(stream))
+                    except InvalidInput as e:
+                        await ws.send_json({"error": str(e)})
+                    else:
+                        await ws.send_json({"asset": _public(request, rec)})
+                    await ws.close()
+                    break
+                await ws.send_json({"error": "text frames must be {\"end\": true}"})
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        request[BYTES_SENT] = 0
+    log.info("live %s: websocket closed after %d bytes", stream.asset_id, received)
+    return ws
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    asset_id = request.match_info["id"]
+    if not layout.is_valid_asset_id(asset_id):
+        raise InvalidKey(f"invalid asset id {asset_id!r}")
+    registry = request.app[LIVE_KEY]
+    stream = registry.get(asset_id)
+    resp = web.StreamResponse(headers={
+        h.CONTENT_TYPE: sse.CONTENT_TYPE, h.CACHE_CONTROL: "no-cache",
+        "X-Accel-Buffering": "no"})
+    if stream is None:
+        rec = await read_record(registry.store, asset_id)
+        if rec is None:
+            raise NotFound(f"no asset {asset_id!r}")
+        await resp.prepare(request)
+        request[STREAMING] = True
+        status = {"id": asset_id, "state": rec.get("state"), "producer": "ended",
+                  "media_seconds": rec.get("duration"),
+                  "silence_seconds": rec.get("silence_inserted", 0.0),
+                  "started": (rec.get("live") or {}).get("started")}
+        await resp.write(sse.format_event("ended", json.dumps(status)))
+        await resp.write_eof()
+        return resp
+    await resp.prepare(request)
+    request[STREAMING] = True
+    sent_started = False
+    n = 0
+    try:
+        await resp.write(f"retry: {sse.RETRY_MS}\n\n".encode())
+        while True:
+            status = stream.status()
+            if stream.start is not None and not sent_started:
+                sent_started = True
+                n += 1
+                await resp.write(sse.format_event("started", json.dumps(status), n))
+            if stream.ended.is_set():
+                rec = registry.records.get(asset_id, {})
+                status.update(state=stream.state, producer="ended",
+                              media_seconds=rec.get("duration", status["media_seconds"]))
+                n += 1
+                await resp.write(sse.format_event("ended", json.dumps(status), n))
+                break
+            n += 1
+            await resp.write(sse.format_event("progress", json.dumps(status), n))
+            await asyncio.sleep(PROGRESS_EVERY)
+            if not stream.ended.is_set():
+                await stream.wait_change(sse.HEARTBEAT)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    return resp

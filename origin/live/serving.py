@@ -1,0 +1,290 @@
+"""Serving a live asset: LL-HLS playlists with blocking reload, parts as they land, the
+segment in progress with chunked transfer (LL-DASH), the dynamic MPD.
+
+Called by origin.media for an asset this process is producing; anything it does not
+answer (init segments, completed segments, parts no longer in memory) falls through to
+the store like any immutable object. Cache-Control by class, from RFC 8216bis
+appendix B.1 (the LL-HLS server profile): blocking playlist responses 6 target
+durations (the query is in a CDN's cache key, so they are shareable), their errors 4;
+plain live playlist responses half a target duration, their errors one; parts and
+segments immutable; the multivariant playlist and the MPD half a target duration.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from manifests import layout
+from manifests.dash_live import live_mpd
+from manifests.llhls import media_playlist
+from origin import headers as h
+from origin.errors import json_error
+from origin.keys import BYTES_SENT, STREAMING
+from origin.representation import accepts_gzip, compress
+from storage.content_types import content_type_for
+
+if TYPE_CHECKING:
+    from origin.cors import CorsPolicy
+    from packager.live.registry import LiveRegistry
+    from packager.live.stream import LiveStream
+
+_RENDITION_FILE = re.compile(r"v/([0-9a-z]{1,40})/([A-Za-z0-9_-]{1,32})/(.+)")
+_PART = re.compile(r"seg_(\d{5})\.(\d+)\.m4s")
+_SEGMENT = re.compile(r"seg_(\d{5})\.m4s")
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MPD_TYPE = "application/dash+xml"
+
+
+class LiveServing:
+    def __init__(self, registry: LiveRegistry, cors: CorsPolicy, public_url: str) -> None:
+        self.registry = registry
+        self.cors = cors
+        self.public_url = public_url.rstrip("/")
+        self._gz: dict[tuple[str, int, bool], tuple[int, bytes]] = {}
+
+    def _cc(self, stream: LiveStream, factor: float) -> str:
+        seconds = max(1, int(stream.plan.target_duration * factor))
+        return f"public, max-age={seconds}"
+
+    def _error(self, request: web.Request, stream: LiveStream, status: int, message: str,
+               factor: float) -> web.Response:
+        resp = json_error(status, message)
+        resp.headers[h.CACHE_CONTROL] = (self._cc(stream, factor) if status < 500
+                                         else h.NO_STORE)
+        if status == 503:
+            resp.headers[h.RETRY_AFTER] = "1"
+        self.cors.apply(request, resp)
+        return resp
+
+    async def answer(self, request: web.Request, stream: LiveStream,
+                     rel: str) -> web.StreamResponse | None:
+        """The response for `rel` of a live asset, or None to serve it from the store."""
+        if stream.state == "ready":
+            return None  # sealed: the store holds the VOD form of everything
+        if rel == layout.MASTER:
+            return self._text(request, self.registry.master_text(stream.version),
+                              PLAYLIST_TYPE, self._cc(stream, 0.5))
+        if rel == layout.MPD:
+            return self._text(request, self._mpd(request, stream), MPD_TYPE,
+                              self._cc(stream, 0.5))
+        m = _RENDITION_FILE.fullmatch(rel)
+        if m is None or m.group(1) != stream.version:
+            return None
+        index = next((i for i, st in enumerate(stream.rungs_state)
+                      if st.rung_id == m.group(2)), None)
+        if index is None:
+            return None
+        name = m.group(3)
+        if name == layout.MEDIA_PLAYLIST:
+            return await self._playlist(request, stream, index)
+        if pm := _PART.fullmatch(name):
+            return await self._part(request, stream, index, rel, int(pm.group(1)),
+                                    int(pm.group(2)))
+        if sm := _SEGMENT.fullmatch(name):
+            return await self._segment(request, stream, index, int(sm.group(1)))
+        return None
+
+    # --- playlists ---------------------------------------------------------------------
+
+    async def _playlist(self, request: web.Request, stream: LiveStream,
+                        index: int) -> web.StreamResponse | None:
+        q = request.query
+        try:
+            msn = _non_negative(q.get("_HLS_msn"))
+            part = _non_negative(q.get("_HLS_part"))
+        except ValueError:
+            return self._error(request, stream, 400, "_HLS_msn and _HLS_part must be "
+                               "non-negative integers", 1)
+        skip = q.get("_HLS_skip") in ("YES", "v2")
+        blocking = msn is not None
+        if part is not None and msn is None:
+            return self._error(request, stream, 400, "_HLS_part needs _HLS_msn", 4)
+        st = stream.rungs_state[index]
+        if blocking:
+            assert msn is not None
+            last = st.next_number if st.open_parts else max(1, st.next_number - 1)
+            if msn > last + 2:
+                return self._error(request, stream, 400,
+                                   f"_HLS_msn={msn} is too far ahead of the live edge "
+                                   f"(last {last})", 4)
+            deadline = time.monotonic() + 3 * stream.plan.target_duration
+            while not (stream.ended.is_set() or _has(stream, index, msn, part)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return self._error(request, stream, 503, "the requested part did not "
+                                       "appear within three target durations", 4)
+                await stream.wait_change(left)
+        elif not stream.published_parts and not stream.ended.is_set():
+            # Before the first part the playlist would be empty, which players take as
+            # an error and retry after a delay; give the first word a moment to land.
+            await stream.wait_change(stream.plan.target_duration)
+        if stream.state == "ready":
+            return None
+        if stream.ended.is_set() and stream.state != "live":
+            return self._error(request, stream, 503, "the stream is being sealed", 1)
+        return self._playlist_response(request, stream, index, skip,
+                                       self._cc(stream, 6 if blocking else 0.5))
+
+    def _render(self, stream: LiveStream, index: int, skip: bool) -> str:
+        track = stream.track(index)
+        reports = []
+        for j, other in enumerate(stream.rungs_state):
+            if j != index:
+                reports.append((f"../{other.rung_id}/{layout.MEDIA_PLAYLIST}", stream.track(j)))
+        return media_playlist(track, stream.timing(), reports=reports, skip=skip)
+
+    def _playlist_response(self, request: web.Request, stream: LiveStream, index: int,
+                           skip: bool, cache_control: str) -> web.Response:
+        text = stream.playlist_text(index, skip, lambda i, s: self._render(stream, i, s))
+        headers = {h.CONTENT_TYPE: PLAYLIST_TYPE, h.CACHE_CONTROL: cache_control,
+                   h.VARY: h.ACCEPT_ENCODING}
+        if accepts_gzip(request.headers.get(h.ACCEPT_ENCODING)):
+            key = (stream.asset_id, index, skip)
+            cached = self._gz.get(key)
+            if cached is None or cached[0] != stream.published_parts:
+                cached = (stream.published_parts, compress(text.encode()))
+                self._gz[key] = cached
+            headers[h.CONTENT_ENCODING] = h.GZIP
+            resp = web.Response(body=cached[1], headers=headers)
+        else:
+            resp = web.Response(body=text.encode(), headers=headers)
+        self.cors.apply(request, resp)
+        return resp
+
+    def _text(self, request: web.Request, text: str, ctype: str,
+              cache_control: str) -> web.Response:
+        headers = {h.CONTENT_TYPE: ctype, h.CACHE_CONTROL: cache_control,
+                   h.VARY: h.ACCEPT_ENCODING}
+        body = text.encode()
+        if accepts_gzip(request.headers.get(h.ACCEPT_ENCODING)):
+            body = compress(body)
+            headers[h.CONTENT_ENCODING] = h.GZIP
+        resp = web.Response(body=body, headers=headers)
+        self.cors.apply(request, resp)
+        return resp
+
+    def _mpd(self, request: web.Request, stream: LiveStream) -> str:
+        base = self.public_url or f"{request.scheme}://{request.host}"
+        plan = stream.plan
+        start = stream.start if stream.start is not None else stream.created
+        rec = self.registry.records.get(stream.asset_id, {})
+        return live_mpd(self.registry.representations(stream.version), start=start,
+                        published=time.time(), segment=float(plan.segment),
+                        part=float(plan.part),
+                        latency_target=float(plan.part_target) * 3 + float(plan.part),
+                        utc_url=f"{base}/v1/time", title=str(rec.get("title", "")))
+
+    # --- parts and the segment in progress ---------------------------------------------
+
+    async def _part(self, request: web.Request, stream: LiveStream, index: int, rel: str,
+                    number: int, k: int) -> web.StreamResponse | None:
+        st = stream.rungs_state[index]
+        if k >= stream.plan.parts_per_segment:
+            return None  # no such part: the store answers 404
+        wanted = (number - 1) * stream.plan.parts_per_segment + k
+        if wanted >= stream.published_parts:
+            # A preload hint (or a player a little ahead): wait for the part to exist,
+            # then send it at link speed. Further than the next segment is a 404.
+            if wanted > stream.published_parts + 2 * stream.plan.parts_per_segment:
+                return None
+            deadline = time.monotonic() + 3 * stream.plan.target_duration
+            while wanted >= stream.published_parts and not stream.ended.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return self._error(request, stream, 503, "the part did not appear in time",
+                                       1)
+                await stream.wait_change(left)
+        data = st.recent.get(f"{st.dir}/{layout.part_name(number, k)}")
+        if data is None:
+            return None
+        return self._bytes(request, rel, data)
+
+    def _bytes(self, request: web.Request, rel: str, data: bytes) -> web.Response:
+        resp = web.Response(body=data, headers={
+            h.CONTENT_TYPE: content_type_for(rel), h.CACHE_CONTROL: h.IMMUTABLE,
+            h.ACCEPT_RANGES: h.BYTES})
+        self.cors.apply(request, resp)
+        return resp
+
+    async def _segment(self, request: web.Request, stream: LiveStream, index: int,
+                       number: int) -> web.StreamResponse | None:
+        """A segment still being produced goes out part by part as the parts land
+        (chunked transfer: low-latency DASH); a completed one comes from the store."""
+        st = stream.rungs_state[index]
+        if number < st.next_number or number > st.next_number + 1:
+            return None
+        if request.headers.get(h.RANGE) or request.method == "HEAD":
+            return None  # ranges of a segment in progress make no sense; the store 404s
+        per = stream.plan.parts_per_segment
+        first = (number - 1) * per
+        deadline = time.monotonic() + 3 * stream.plan.target_duration + stream.plan.segment
+        while stream.published_parts <= first and not stream.ended.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self._error(request, stream, 503, "the segment did not start in time", 1)
+            await stream.wait_change(left)
+        if stream.published_parts <= first:
+            return None
+        resp = web.StreamResponse(headers={
+            h.CONTENT_TYPE: content_type_for(layout.segment_name(number)),
+            h.CACHE_CONTROL: h.IMMUTABLE})
+        self.cors.apply(request, resp)
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        request[STREAMING] = True
+        sent = 0
+        k = 0
+        while True:
+            rel = st.part_rel(number, k)
+            data = st.recent.get(rel)
+            if data is not None:
+                await resp.write(data)
+                sent += len(data)
+                k += 1
+                if _segment_done(stream, index, number, k):
+                    break
+                continue
+            if _segment_done(stream, index, number, k) or stream.state == "failed":
+                break
+            if not await stream.wait_change(3 * stream.plan.target_duration):
+                raise ConnectionResetError("the live segment stopped growing")
+            if stream.ended.is_set() and st.recent.get(st.part_rel(number, k)) is None:
+                break
+        request[BYTES_SENT] = sent
+        await resp.write_eof()
+        return resp
+
+
+def _segment_done(stream: LiveStream, index: int, number: int, parts_sent: int) -> bool:
+    st = stream.rungs_state[index]
+    if number < st.next_number:
+        seg = st.segments[number - st.segments[0].number]
+        return parts_sent >= len(st.seg_parts[number - st.segments[0].number]) and seg.size > 0
+    return False
+
+
+def _has(stream: LiveStream, index: int, msn: int, part: int | None) -> bool:
+    return stream.rungs_state[index].has(msn, part)
+
+
+def _non_negative(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise ValueError(value)
+    return int(value)
+
+
+async def time_now(request: web.Request) -> web.Response:
+    """`GET /v1/time`: the origin's clock for DASH UTCTiming (http-iso)."""
+    now = time.time()
+    t = time.gmtime(now)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(now % 1 * 1000):03d}Z"
+    resp = web.Response(text=text, content_type="text/plain",
+                        headers={h.CACHE_CONTROL: h.NO_STORE})
+    resp.headers[h.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
+    return resp

@@ -1,0 +1,188 @@
+"""The ffmpeg processes of a live stream: one decoder for compressed input, one encoder.
+
+The encoder reads float PCM on stdin (already levelled), limits true peaks with a 5 ms
+look-ahead limiter, splits once and writes every rung of the ladder as ADTS to its own
+pipe, flushing each packet as it is made, so a part can be cut as soon as its last
+frame exists. The decoder turns MP3, Ogg/Opus or AAC ADTS on stdin into float PCM at a
+fixed rate on stdout. Both are argument lists run with asyncio, never a shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from packager.audio import aac_cmaf
+from packager.audio.ffmpeg_args import audio_filter_graph
+from packager.audio.loudness import LIMITER, LIMITER_MARGIN_DB
+from packager.live.formats import DEMUXERS
+from packager.process import FFMPEG
+
+if TYPE_CHECKING:
+    from settings import AudioRung
+
+DECODED_RATE = 48_000
+DECODED_CHANNELS = 2
+_LOW_DELAY = ["-fflags", "+nobuffer", "-flags", "+low_delay", "-probesize", "32",
+              "-analyzeduration", "0"]
+
+
+def encoder_args(rate: int, channels: int, rungs: Sequence[AudioRung], aac_coder: str,
+                 true_peak: float | None, fds: Sequence[int]) -> list[str]:
+    filters = []
+    if true_peak is not None:
+        limit = 10 ** ((true_peak - LIMITER_MARGIN_DB) / 20)
+        filters.append(LIMITER.format(limit=limit))
+    args = [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+error",
+            *_LOW_DELAY, "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
+            "-filter_complex", audio_filter_graph(0, filters, [r.sample_rate for r in rungs])]
+    for i, (rung, fd) in enumerate(zip(rungs, fds, strict=True)):
+        args += ["-map", f"[o{i}]", "-c:a", "aac", "-aac_coder", aac_coder,
+                 "-b:a", str(rung.bitrate), "-ac", str(rung.channels),
+                 "-flush_packets", "1", "-f", "adts", f"pipe:{fd}"]
+    return args
+
+
+def decoder_args(codec: str) -> list[str]:
+    return [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+error",
+            *_LOW_DELAY, "-f", DEMUXERS[codec], "-i", "pipe:0", "-map", "0:a:0",
+            "-f", "f32le", "-ar", str(DECODED_RATE), "-ac", str(DECODED_CHANNELS),
+            "-flush_packets", "1", "pipe:1"]
+
+
+def _factory(protocol: asyncio.StreamReaderProtocol) -> Callable[[], asyncio.StreamReaderProtocol]:
+    return lambda: protocol
+
+
+async def _stderr_lines(stream: asyncio.StreamReader, into: list[str]) -> None:
+    while line := await stream.readline():
+        if len(into) < 200:
+            into.append(line.decode("utf-8", "replace").rstrip())
+
+
+class LiveEncoder:
+    """One ffmpeg encoding every rung; `frames(i)` yields rung i's ADTS frames."""
+
+    def __init__(self, rate: int, channels: int, rungs: Sequence[AudioRung], aac_coder: str,
+                 true_peak: float | None) -> None:
+        self.rate = rate
+        self.channels = channels
+        self.rungs = list(rungs)
+        self.aac_coder = aac_coder
+        self.true_peak = true_peak
+        self.proc: asyncio.subprocess.Process | None = None
+        self.readers: list[asyncio.StreamReader] = []
+        self.errors: list[str] = []
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        pipes = [os.pipe() for _ in self.rungs]
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *encoder_args(self.rate, self.channels, self.rungs, self.aac_coder,
+                              self.true_peak, [w for _r, w in pipes]),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, pass_fds=[w for _r, w in pipes])
+        finally:
+            for _r, w in pipes:
+                os.close(w)
+        for r, _w in pipes:
+            reader = asyncio.StreamReader(limit=1 << 20)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            await loop.connect_read_pipe(_factory(protocol), os.fdopen(r, "rb", buffering=0))
+            self.readers.append(reader)
+        assert self.proc.stderr is not None
+        self._stderr_task = asyncio.create_task(_stderr_lines(self.proc.stderr, self.errors))
+
+    async def write(self, data: bytes) -> None:
+        """Send float PCM; waits while the encoder's pipe is full (backpressure)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    async def close_input(self) -> None:
+        """End of input: the encoder flushes its last frames and exits."""
+        if self.proc is not None and self.proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, BrokenPipeError):
+                self.proc.stdin.close()
+                await self.proc.stdin.wait_closed()
+
+    async def frames(self, index: int) -> AsyncIterator[tuple[aac_cmaf.AdtsConfig, bytes]]:
+        """Rung `index`'s ADTS frames as (config, raw AAC frame), until the encoder ends."""
+        reader = self.readers[index]
+        while True:
+            try:
+                header = await reader.readexactly(7)
+            except asyncio.IncompleteReadError as e:
+                if e.partial:
+                    raise aac_cmaf.AdtsError("encoder output ends inside an ADTS header") from None
+                return
+            if header[0] != 0xFF or header[1] & 0xF6 != 0xF0:
+                raise aac_cmaf.AdtsError("lost ADTS sync in the encoder's output")
+            length = ((header[3] & 3) << 11) | (header[4] << 3) | (header[5] >> 5)
+            skip = 0 if header[1] & 1 else 2
+            body = await reader.readexactly(length - 7)
+            cfg = aac_cmaf.AdtsConfig((header[2] >> 6) + 1, (header[2] >> 2) & 0xF,
+                                      ((header[2] & 1) << 2) | (header[3] >> 6))
+            yield cfg, body[skip:]
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if self._stderr_task is not None:
+            await self._stderr_task
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+class LiveDecoder:
+    """One ffmpeg decoding a compressed stream to float PCM (DECODED_RATE, stereo)."""
+
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        self.proc: asyncio.subprocess.Process | None = None
+        self.errors: list[str] = []
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *decoder_args(self.codec), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert self.proc.stderr is not None
+        self._stderr_task = asyncio.create_task(_stderr_lines(self.proc.stderr, self.errors))
+
+    async def write(self, data: bytes) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    async def close_input(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, BrokenPipeError):
+                self.proc.stdin.close()
+                await self.proc.stdin.wait_closed()
+
+    async def output(self) -> AsyncIterator[bytes]:
+        assert self.proc is not None and self.proc.stdout is not None
+        while chunk := await self.proc.stdout.read(64 * 1024):
+            yield chunk
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if self._stderr_task is not None:
+            await self._stderr_task
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()

@@ -1,0 +1,138 @@
+"""Sealing a live asset into an ordinary VOD asset at the same URLs.
+
+The segments are already in the store (they were published as they were cut). Sealing
+reads them back like any packaged rendition (packager.readback: the model is measured
+from the bytes), then publishes what a packaged asset has and a live one lacked, in the
+usual order with the record last (the commit point): the progressive download, the VOD
+media playlists (EXT-X-ENDLIST, the live target duration, the program date-time kept),
+the static MPD and the multivariant playlist with measured bandwidths, then the record
+with `state: "ready"` and the real duration.
+
+`recover` does the same for a stream whose origin stopped: it fetches the stored
+segments (and the parts of the segment that was in progress, joined into one) first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from manifests import dash, hls, layout
+from manifests.llhls import sealed_media_playlist
+from manifests.model import Presentation
+from packager import process, readback, record
+from packager.audio import ffmpeg_args
+from packager.errors import PackagerError
+from storage.base import Store
+from storage.content_types import content_type_for
+
+_PART = re.compile(r"seg_(\d{5})\.(\d+)\.m4s")
+_SEGMENT = re.compile(r"seg_(\d{5})\.m4s")
+
+
+async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
+               silence_seconds: float, download_rendition: str) -> dict[str, Any]:
+    """Publish the VOD form of the live asset whose init and segments are in `spool/<rung>/`;
+    returns the new record."""
+    asset_id = rec["id"]
+    version = rec["version"]
+    live = rec.get("live", {})
+    target = int(live["target_duration"])
+    start = float(live["start"])
+    renditions = []
+    for item in rec["renditions"]:
+        rid = item["id"]
+        renditions.append(await asyncio.to_thread(
+            readback.read_rendition, rid, spool / rid, layout.rendition_dir(version, rid)))
+    p = Presentation(asset_id=asset_id, kind="audio",
+                     segment_duration=float(live["segment_duration"]),
+                     renditions=tuple(renditions), title=rec.get("title", ""))
+    if hls.presentation_target(p) > target:
+        raise PackagerError(f"a live segment is longer than the target duration {target}")
+    dl = next((r for r in renditions if r.id == download_rendition), renditions[-1])
+    download_rel = f"{layout.version_dir(version)}/{layout.download_name('audio')}"
+    with tempfile.TemporaryDirectory(prefix="sori-seal-") as tmp:
+        out = Path(tmp) / "download.m4a"
+        parts = [spool / dl.id / layout.INIT] + [spool / dl.id / layout.segment_name(s.number)
+                                                 for s in dl.segments]
+        code, stderr = await process.run(ffmpeg_args.faststart_remux_args(parts, out))
+        if code != 0:
+            raise PackagerError(f"ffmpeg failed writing the download: {stderr.strip()[-300:]}")
+        await store.put_file(layout.key(asset_id, download_rel), out,
+                             content_type_for(download_rel))
+    for r in renditions:
+        await store.put_bytes(layout.key(asset_id, r.playlist_uri),
+                              sealed_media_playlist(r, target, start).encode(),
+                              content_type_for(r.playlist_uri))
+    for rel, text in ((layout.MPD, dash.mpd(p)), (layout.MASTER, hls.multivariant_playlist(p))):
+        await store.put_bytes(layout.key(asset_id, rel), text.encode(), content_type_for(rel))
+    size = 0
+    for r in renditions:
+        size += r.init_size + sum(s.size for s in r.segments)
+    extra = {k: v for k, v in rec.items() if k in ("access",)}
+    live_info = dict(live)
+    live_info.update(sealed=record.now_rfc3339(), reason=reason,
+                     silence_seconds=round(silence_seconds, 3))
+    extra["live"] = live_info
+    extra["silence_inserted"] = round(silence_seconds, 3)
+    new = record.build(p, version=version, title=rec.get("title", asset_id),
+                       created=rec["created"], download_rel=download_rel, size=size,
+                       source=rec.get("source", {"name": "live"}), extra=extra)
+    await store.put_bytes(layout.key(asset_id, layout.RECORD),
+                          json.dumps(new, indent=2).encode(), "application/json")
+    return new
+
+
+async def fetch_spool(store: Store, rec: dict[str, Any], spool: Path) -> float:
+    """Bring a stopped live asset's stored segments into `spool/<rung>/`, the parts of a
+    segment in progress joined into one (as many parts as every rung has). Returns the
+    media seconds recovered."""
+    asset_id, version = rec["id"], rec["version"]
+    found: dict[str, tuple[set[int], dict[int, set[int]]]] = {}
+    for item in rec["renditions"]:
+        rid = item["id"]
+        base = layout.key(asset_id, layout.rendition_dir(version, rid)) + "/"
+        segs: set[int] = set()
+        parts: dict[int, set[int]] = {}
+        for key in await store.list(base):
+            name = key[len(base):]
+            if m := _SEGMENT.fullmatch(name):
+                segs.add(int(m.group(1)))
+            elif m := _PART.fullmatch(name):
+                parts.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+        found[rid] = (segs, parts)
+    complete = min((max(s, default=0) for s, _p in found.values()), default=0)
+    # The next segment's parts that every rung has, from 0 without a gap.
+    common = None
+    for _segs, parts in found.values():
+        have = parts.get(complete + 1, set())
+        n = 0
+        while n in have:
+            n += 1
+        common = n if common is None else min(common, n)
+    seconds = 0.0
+    for item in rec["renditions"]:
+        rid = item["id"]
+        rel_dir = layout.rendition_dir(version, rid)
+        d = spool / rid
+        d.mkdir(parents=True, exist_ok=True)
+        (d / layout.INIT).write_bytes(await store.get(layout.key(asset_id,
+                                                                 f"{rel_dir}/{layout.INIT}")))
+        for n in range(1, complete + 1):
+            data = await store.get(layout.key(asset_id, f"{rel_dir}/{layout.segment_name(n)}"))
+            (d / layout.segment_name(n)).write_bytes(data)
+        if common:
+            joined = b"".join([await store.get(layout.key(
+                asset_id, f"{rel_dir}/{layout.part_name(complete + 1, k)}"))
+                for k in range(common)])
+            (d / layout.segment_name(complete + 1)).write_bytes(joined)
+            await store.put_bytes(layout.key(asset_id, f"{rel_dir}/"
+                                             f"{layout.segment_name(complete + 1)}"),
+                                  joined, content_type_for(layout.segment_name(complete + 1)))
+    if complete == 0 and not common:
+        raise PackagerError("no audio was published before the origin stopped")
+    return seconds

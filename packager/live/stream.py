@@ -1,0 +1,499 @@
+"""A live TTS stream: audio in, parts and segments of every rung out, as it is spoken.
+
+    chunks ─> format (PCM / WAV header / ffmpeg decoder) ─> float PCM ─> leveller
+           ─> encoder (one ffmpeg, every rung, ADTS per rung) ─> cutters ─> parts
+           ─> store (part files, segment files) + the growing model ─> waiters woken
+
+Media time is the audio written to the encoder. Its clock starts at the first byte the
+origin accepts (`start`, the EXT-X-PROGRAM-DATE-TIME of media time 0). When the producer
+falls more than `silence_after` behind that clock (the language model is thinking),
+silence is written so parts keep their cadence; when it runs ahead, parts are published
+as fast as they are encoded, and the encoder's pipe holds the producer back (memory stays
+bounded whatever it sends). Ending (or a silent producer past `producer_timeout`) pads
+the last segment to at least a quarter of the target, flushes the encoder, and seals the
+asset into VOD (packager.live.seal) at the same URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from manifests import layout
+from manifests.llhls import LiveTiming, LiveTrack
+from packager.audio import aac_cmaf
+from packager.errors import InvalidInput, PackagerError
+from packager.live import formats
+from packager.live.encoder import DECODED_CHANNELS, DECODED_RATE, LiveDecoder, LiveEncoder
+from packager.live.leveller import Leveller
+from packager.live.plan import LivePlan
+from packager.live.track import RungCutter, RungState
+from settings import AudioRung, LiveConfig, PackagerConfig
+from storage.base import Store
+from storage.content_types import content_type_for
+
+log = logging.getLogger("sori.live")
+
+TICK = 0.02  # seconds between looks at the clock (silence filler, producer timeout)
+_F32 = 4  # bytes per float sample
+
+
+class StreamClosed(InvalidInput):
+    """The stream has ended (or failed): no more audio is taken."""
+
+
+class SeqGap(InvalidInput):
+    def __init__(self, expected: int) -> None:
+        super().__init__(f"chunk out of order: expected seq {expected}")
+        self.expected = expected
+
+
+@dataclass
+class Status:
+    state: str  # live | sealing | ready | failed
+    producer: str  # waiting | speaking | paused | ended
+    media_seconds: float
+    silence_seconds: float
+
+
+class LiveStream:
+    def __init__(self, asset_id: str, version: str, store: Store, plan: LivePlan,
+                 rungs: list[AudioRung], fmt: formats.StreamFormat, live: LiveConfig,
+                 packager: PackagerConfig, on_seal: Callable[[LiveStream, str], Any]) -> None:
+        self.asset_id = asset_id
+        self.version = version
+        self.store = store
+        self.plan = plan
+        self.rungs = rungs
+        self.fmt = fmt
+        self.cfg = live
+        self.pcfg = packager
+        self.on_seal = on_seal
+        self.state = "live"
+        self.producer = "waiting"
+        self.expected_seq = 0
+        self.start: float | None = None  # wall clock of media time 0
+        self.created = time.time()
+        self.last_audio = time.monotonic()
+        self.fed_frames = 0  # PCM frames written to the encoder
+        self.silence_frames = 0
+        self.published_parts = 0
+        self.error: str | None = None
+        self.rungs_state = [
+            RungState(r.id, r.sample_rate, r.channels, "mp4a.40.2",
+                      layout.rendition_dir(version, r.id), 0) for r in rungs]
+        self.changed = asyncio.Event()
+        self.ended = asyncio.Event()  # sealed or failed
+        self.sealed_playlists: dict[str, str] = {}
+        self._work = tempfile.TemporaryDirectory(prefix=f"sori-live-{asset_id}-")
+        self.spool = Path(self._work.name)
+        self._lock = asyncio.Lock()  # one writer into the encoder at a time
+        self._ingest = asyncio.Lock()  # chunks are taken one at a time, in seq order
+        self._rate = 0
+        self._channels = 0
+        self._leveller: Leveller | None = None
+        self._encoder: LiveEncoder | None = None
+        self._decoder: LiveDecoder | None = None
+        self._head = b""  # bytes held until the format is known (auto, WAV header)
+        self._odd = b""  # PCM bytes short of a whole frame
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._cutters: list[RungCutter] = []
+        self._ready: list[list[tuple[int, int, list[bytes]]]] = [[] for _ in rungs]
+        self._end_part: int | None = None  # parts past this are dropped (set at the end)
+        self._closing = False
+        self._timing: LiveTiming | None = None
+        self._text_cache: dict[tuple[int, bool], tuple[int, str]] = {}
+
+    # --- facts -------------------------------------------------------------------------
+
+    @property
+    def media_seconds(self) -> float:
+        return self.fed_frames / self._rate if self._rate else 0.0
+
+    @property
+    def published_seconds(self) -> float:
+        return float(self.plan.part * self.published_parts)
+
+    def status(self) -> dict[str, Any]:
+        return {"id": self.asset_id, "state": self.state, "producer": self.producer,
+                "media_seconds": round(self.published_seconds, 3),
+                "silence_seconds": round(self.silence_frames / self._rate, 3) if self._rate else 0.0,
+                "started": _rfc3339(self.start) if self.start else None,
+                "error": self.error}
+
+    def timing(self) -> LiveTiming:
+        if self._timing is None:
+            self._timing = LiveTiming(self.plan.target_duration, float(self.plan.part_target),
+                                      self.start if self.start is not None else self.created)
+        return self._timing
+
+    def track(self, index: int) -> LiveTrack:
+        return self.rungs_state[index].snapshot()
+
+    # --- start -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Write the init segments (known before any audio: AAC-LC at each rung's rate)."""
+        for r, st in zip(self.rungs, self.rungs_state, strict=True):
+            index = aac_cmaf.SAMPLE_RATES.index(r.sample_rate)
+            init = aac_cmaf.init_segment(aac_cmaf.AdtsConfig(2, index, r.channels), r.channels,
+                                         r.bitrate, r.bitrate)
+            st.init_size = len(init)
+            rel = f"{st.dir}/{layout.INIT}"
+            (self.spool / r.id).mkdir(parents=True, exist_ok=True)
+            (self.spool / r.id / layout.INIT).write_bytes(init)
+            await self.store.put_bytes(layout.key(self.asset_id, rel), init, content_type_for(rel))
+        if self.fmt.codec == "pcm_s16le":
+            await self._start_encoder(self.fmt.sample_rate, self.fmt.channels)
+        self._tasks.append(asyncio.create_task(self._clock(), name=f"live-clock-{self.asset_id}"))
+
+    async def _start_encoder(self, rate: int, channels: int) -> None:
+        self._rate, self._channels = rate, channels
+        self._leveller = (Leveller(rate, channels, self.pcfg.loudness_target)
+                          if self.cfg.loudness else None)
+        enc = LiveEncoder(rate, channels, self.rungs, self.pcfg.aac_coder,
+                          self.pcfg.true_peak if self.cfg.loudness else None)
+        await enc.start()
+        self._encoder = enc
+        self._cutters = [RungCutter(self.plan, r.sample_rate) for r in self.rungs]
+        for i in range(len(self.rungs)):
+            self._tasks.append(asyncio.create_task(self._read_rung(i),
+                                                   name=f"live-rung-{self.asset_id}-{i}"))
+
+    # --- ingest ------------------------------------------------------------------------
+
+    async def append(self, seq: int | None, data: bytes) -> bool:
+        """Take one chunk; returns False for a repeated seq (acknowledged, ignored).
+        Raises SeqGap, StreamClosed or InvalidInput (the chunk is refused)."""
+        async with self._ingest:
+            if seq is not None:
+                if seq < self.expected_seq:
+                    return False
+                if seq > self.expected_seq:
+                    raise SeqGap(self.expected_seq)
+            if self.state != "live" or self._closing:
+                raise StreamClosed(f"live stream {self.asset_id!r} has ended")
+            if self.error:
+                raise InvalidInput(self.error)
+            if len(data) > self.cfg.max_chunk_bytes:
+                raise InvalidInput(f"chunk of {len(data)} bytes is over live.max_chunk_bytes "
+                                   f"({self.cfg.max_chunk_bytes})")
+            if seq is not None:
+                self.expected_seq = seq + 1
+            if data:
+                await self._take(data)
+            return True
+
+    async def _take(self, data: bytes) -> None:
+        if self.start is None:
+            self.start = time.time()
+            self._timing = None
+        self.last_audio = time.monotonic()
+        codec = self.fmt.codec
+        if codec == "auto":
+            self._head += data
+            kind = formats.sniff(self._head)
+            if kind is None:
+                if len(self._head) >= formats.SNIFF_BYTES:
+                    self._fail_input("the stream is not WAV, MP3, Ogg/Opus or AAC ADTS "
+                                     "(declare raw PCM as pcm_s16le with its rate and channels)")
+                return
+            self.fmt = formats.StreamFormat(kind)
+            data, self._head = self._head, b""
+            codec = kind
+        if codec == "pcm_s16le":
+            if self.fed_frames == 0 and not self._odd:
+                looks = formats.looks_like_container(data)
+                if looks:
+                    self._fail_input(f"declared raw PCM but the stream starts like {looks}")
+            await self._pcm16(data)
+        elif codec == "wav":
+            if self._encoder is None:
+                self._head += data
+                header = self._parse_wav()
+                if header is None:
+                    return
+                await self._start_encoder(header.sample_rate, header.channels)
+                data, self._head = self._head[header.data_offset:], b""
+            await self._pcm16(data)
+        else:
+            if self._decoder is None:
+                await self._start_decoder(codec)
+            assert self._decoder is not None
+            try:
+                await self._decoder.write(data)
+            except (ConnectionError, BrokenPipeError):
+                self._fail_input(f"the {codec} decoder stopped: "
+                                 + "; ".join(self._decoder.errors[-2:]))
+
+    def _parse_wav(self) -> formats.WavHeader | None:
+        try:
+            return formats.parse_wav_header(self._head)
+        except InvalidInput as e:
+            self._fail_input(str(e))
+            raise
+
+    def _fail_input(self, message: str) -> None:
+        self.error = message
+        raise InvalidInput(message)
+
+    async def _pcm16(self, data: bytes) -> None:
+        block = 2 * self._channels
+        data = self._odd + data
+        whole = len(data) - len(data) % block
+        self._odd = data[whole:]
+        if whole:
+            samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
+            await self._feed(samples, speech=True)
+
+    async def _start_decoder(self, codec: str) -> None:
+        dec = LiveDecoder(codec)
+        await dec.start()
+        self._decoder = dec
+        await self._start_encoder(DECODED_RATE, DECODED_CHANNELS)
+        self._tasks.append(asyncio.create_task(self._read_decoder(dec),
+                                               name=f"live-decoder-{self.asset_id}"))
+
+    async def _read_decoder(self, dec: LiveDecoder) -> None:
+        odd = b""
+        block = _F32 * DECODED_CHANNELS
+        async for chunk in dec.output():
+            data = odd + chunk
+            whole = len(data) - len(data) % block
+            odd = data[whole:]
+            if whole:
+                self.last_audio = time.monotonic()
+                await self._feed(np.frombuffer(data[:whole], dtype="<f4"), speech=True)
+        await dec.wait()
+
+    async def _feed(self, samples: np.ndarray, *, speech: bool) -> None:
+        """Write float samples (interleaved) to the encoder, levelled when speech."""
+        async with self._lock:
+            if self._encoder is None:
+                return
+            frames = len(samples) // self._channels
+            if frames == 0:
+                return
+            if speech and self._leveller is not None:
+                samples = self._leveller.process(samples)
+            if speech:
+                self.producer = "speaking"
+            else:
+                self.silence_frames += frames
+            self.fed_frames += frames
+            limit = self.pcfg.max_duration * self._rate
+            try:
+                await self._encoder.write(np.ascontiguousarray(samples, dtype="<f4").tobytes())
+            except (ConnectionError, BrokenPipeError):
+                self.error = "the encoder stopped: " + "; ".join(self._encoder.errors[-2:])
+                raise PackagerError(self.error) from None
+            if self.fed_frames > limit:
+                self.error = (f"the stream is over packager.max_duration "
+                              f"({self.pcfg.max_duration:.0f} s)")
+
+    async def _silence(self, frames: int) -> None:
+        if frames > 0:
+            await self._feed(np.zeros(frames * self._channels, dtype=np.float32), speech=False)
+
+    # --- the clock: silence when the producer lags, timeout when it is gone -------------
+
+    async def _clock(self) -> None:
+        while not self._closing and self.state == "live":
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            if self.error and not self._closing:
+                asyncio.create_task(self.end(reason="error"))
+                return
+            if now - self.last_audio > self.cfg.producer_timeout and self.start is not None:
+                log.info("live %s: producer silent for %.0f s, sealing", self.asset_id,
+                         self.cfg.producer_timeout)
+                asyncio.create_task(self.end(reason="timeout"))
+                return
+            if now - self.last_audio > self.cfg.producer_timeout * 4:
+                asyncio.create_task(self.end(reason="timeout"))  # never started
+                return
+            if self.start is None or self._encoder is None or self._lock.locked():
+                continue
+            behind = (time.time() - self.start) - self.media_seconds
+            if behind > self.cfg.silence_after:
+                self.producer = "paused"
+                await self._silence(int(behind * self._rate))
+
+    # --- encoder output -> parts -------------------------------------------------------
+
+    async def _read_rung(self, i: int) -> None:
+        assert self._encoder is not None
+        cutter = self._cutters[i]
+        try:
+            async for cfg, frame in self._encoder.frames(i):
+                part = cutter.add(cfg, frame)
+                if part is not None:
+                    self._ready[i].append((part.index, part.start_frame, part.frames))
+                    await self._publish_ready()
+        except aac_cmaf.AdtsError as e:
+            self.error = f"encoder output unreadable: {e}"
+        # End of the encoder's output: what is left is the tail of the last part.
+        if cutter.pending:
+            self._ready[i].append((cutter.part, cutter.start, cutter.pending))
+            cutter.pending = []
+        await self._publish_ready()
+
+    async def _publish_ready(self) -> None:
+        """Publish every part that all rungs have finished, in order."""
+        while all(self._ready) and not self._publishing:
+            self._publishing = True
+            try:
+                batch = [q.pop(0) for q in self._ready]
+                index = batch[0][0]
+                if self._end_part is not None and index >= self._end_part:
+                    continue
+                await self._publish_part(index, batch)
+            finally:
+                self._publishing = False
+
+    _publishing = False
+
+    async def _publish_part(self, index: int, batch: list[tuple[int, int, list[bytes]]]) -> None:
+        number, k = self.plan.locate(index)
+        puts = []
+        closing: list[tuple[RungState, int, bytes]] = []
+        last_of_segment = (k == self.plan.parts_per_segment - 1
+                           or (self._end_part is not None and index == self._end_part - 1))
+        for st, (_idx, start_frame, frames) in zip(self.rungs_state, batch, strict=True):
+            data = aac_cmaf.media_segment(index + 1, start_frame * aac_cmaf.SAMPLES_PER_FRAME,
+                                          frames, styp=(k == 0))
+            rel = st.part_rel(number, k)
+            puts.append(self.store.put_bytes(layout.key(self.asset_id, rel), data,
+                                             content_type_for(rel)))
+            st.add_part(rel, data, start_frame * aac_cmaf.SAMPLES_PER_FRAME,
+                        len(frames) * aac_cmaf.SAMPLES_PER_FRAME)
+        await asyncio.gather(*puts)
+        if last_of_segment:
+            for st in self.rungs_state:
+                seg_number, seg_data = st.close_segment()
+                closing.append((st, seg_number, seg_data))
+            await asyncio.gather(*(
+                self.store.put_bytes(layout.key(self.asset_id, st.segment_rel(n)), data,
+                                     content_type_for(st.segment_rel(n)))
+                for st, n, data in closing))
+            for st, n, data in closing:
+                (self.spool / st.rung_id / layout.segment_name(n)).write_bytes(data)
+        self.published_parts = index + 1
+        self._wake()
+
+    def _wake(self) -> None:
+        old = self.changed
+        self.changed = asyncio.Event()
+        old.set()
+
+    # --- waiting (origin) --------------------------------------------------------------
+
+    async def wait_change(self, seconds: float) -> bool:
+        """Wait for the next published part (or the end); False after `seconds`."""
+        if self.ended.is_set():
+            return True
+        event = self.changed
+        try:
+            async with asyncio.timeout(seconds):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def playlist_text(self, index: int, skip: bool,
+                      render: Callable[[int, bool], str]) -> str:
+        """The rendered playlist for rung `index`, once per published part."""
+        key = (index, skip)
+        cached = self._text_cache.get(key)
+        if cached is not None and cached[0] == self.published_parts:
+            return cached[1]
+        text = render(index, skip)
+        self._text_cache[key] = (self.published_parts, text)
+        return text
+
+    # --- the end -----------------------------------------------------------------------
+
+    async def end(self, *, reason: str = "end") -> None:
+        """Finish the stream and seal it (idempotent; concurrent callers wait)."""
+        if self._closing:
+            await self.ended.wait()
+            return
+        self._closing = True
+        try:
+            await self._finish()
+        except BaseException:
+            self.state = "failed"
+            self.ended.set()
+            self._wake()
+            raise
+        await self.on_seal(self, reason)
+
+    async def _finish(self) -> None:
+        async with self._ingest:
+            if self._decoder is not None:
+                await self._decoder.close_input()
+                for t in self._tasks:
+                    if t.get_name().startswith("live-decoder"):
+                        await t
+            if self.fmt.codec == "auto" and self._head and self._encoder is None:
+                self.error = self.error or "the stream ended before its format could be recognised"
+            if self._encoder is None or self.fed_frames == 0:
+                raise InvalidInput(self.error or "the stream ended without any audio")
+            self.producer = "ended"
+            # The last segment holds at least a quarter of the target (no sliver), and
+            # every rung's last part completes: pad silence past the chosen end.
+            plan = self.plan
+            end_part = max(1, math.ceil(self.media_seconds / float(plan.part) - 1e-9))
+            seg_first = ((end_part - 1) // plan.parts_per_segment) * plan.parts_per_segment
+            need = math.ceil(0.25 * plan.target_duration / float(plan.part) - 1e-9)
+            end_part = max(end_part, seg_first + min(need, plan.parts_per_segment))
+            self._end_part = end_part
+            tail = float(plan.part) * end_part + 3 * 1024 / min(r.sample_rate for r in self.rungs)
+            await self._silence(int(math.ceil((tail - self.media_seconds) * self._rate)))
+            await self._encoder.close_input()
+            for t in self._tasks:
+                if t.get_name().startswith("live-rung"):
+                    await t
+            await self._encoder.wait()
+            if self.published_parts < end_part:
+                raise PackagerError(f"the encoder stopped early ({self.published_parts} of "
+                                    f"{end_part} parts): " + "; ".join(self._encoder.errors[-2:]))
+
+    async def abort(self) -> None:
+        """Stop everything without sealing (origin shutdown: the asset stays live in the
+        store and is sealed from there when an origin starts)."""
+        self._closing = True
+        for proc in (self._encoder, self._decoder):
+            if proc is not None:
+                proc.kill()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self.ended.set()
+        self._wake()
+
+    def cleanup(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for proc in (self._encoder, self._decoder):
+            if proc is not None:
+                proc.kill()
+        self._work.cleanup()
+
+
+def _rfc3339(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
