@@ -42,7 +42,8 @@ class LiveTiming:
 
     @property
     def part_hold_back(self) -> float:
-        return float(_ceil_decimal(3 * self.part_target))
+        # three times the PART-TARGET as written, rounded up (never under 3x)
+        return float(_ceil_decimal(3 * float(self.part_target_text)))
 
     @property
     def hold_back(self) -> float:
