@@ -14,6 +14,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,31 @@ log = logging.getLogger("sori.live")
 # (the real peak replaces it at sealing): ADTS-free CMAF costs ~100 bytes per part.
 _BANDWIDTH_HEADROOM = 1.3
 LINGER = 10.0  # seconds a sealed stream stays registered, for requests in flight
+
+
+def owner_id() -> str:
+    """Who produces a live stream: this machine and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_gone(owner: str) -> bool:
+    """True when the process that produced a stream is not running any more. A stream
+    of another machine is its own origins' business (several origins: a later issue);
+    one without an owner (an older record) counts as gone."""
+    host, _, pid = owner.rpartition(":")
+    if not host or not pid.isdigit():
+        return True
+    if host != socket.gethostname():
+        return False
+    if int(pid) == os.getpid():
+        return True  # this process: it was not in the registry, so nobody produces it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class AssetExists(InvalidInput):
@@ -116,7 +143,7 @@ class LiveRegistry:
                      "part_duration": float(self.plan.part),
                      "segment_duration": float(self.plan.segment),
                      "target_duration": self.plan.target_duration,
-                     "start": None, "started": None},
+                     "start": None, "started": None, "owner": owner_id()},
         }
 
     async def _write_record(self, rec: dict[str, Any]) -> None:
@@ -219,6 +246,8 @@ class LiveRegistry:
             rec = await publish.read_record(self.store, asset_id)
             if rec is None or rec.get("state") != "live":
                 continue
+            if not owner_gone(str((rec.get("live") or {}).get("owner", ""))):
+                continue  # another process on this machine is producing it
             try:
                 await self.recover_one(rec)
                 sealed.append(asset_id)
