@@ -55,9 +55,13 @@ def _unauthorized(message: str, error: str) -> web.Response:
                       headers={hdrs.WWW_AUTHENTICATE: f'{REALM}, error="{error}"'})
 
 
-def check(request: web.BaseRequest, keys: tuple[str, ...]) -> web.Response | None:
-    """None when the request may proceed, else the 401 response."""
-    if not keys or request.method not in WRITE_METHODS:
+def check(request: web.BaseRequest, keys: tuple[str, ...], *,
+          write: bool | None = None) -> web.Response | None:
+    """None when the request may proceed, else the 401 response. `write` forces the
+    check for a request whose method is not a write one (a WebSocket upgrade is a GET
+    that then writes)."""
+    is_write = request.method in WRITE_METHODS if write is None else write
+    if not keys or not is_write:
         return None
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:

@@ -25,8 +25,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from manifests import layout
+from origin import auth, sse
 from origin import headers as h
-from origin import sse
 from origin.errors import json_error, register_error
 from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STREAMING
 from packager.errors import InvalidInput
@@ -141,6 +141,10 @@ async def put_stream(request: web.Request) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
+    """The upgrade is a GET, but what follows writes: it needs the API key as well."""
+    refused = auth.check(request, request.app[CONFIG_KEY].security.api_keys, write=True)
+    if refused is not None:
+        return refused
     stream = _stream(request)
     registry = request.app[LIVE_KEY]
     ws = web.WebSocketResponse(max_msg_size=stream.cfg.max_chunk_bytes, heartbeat=20.0)
