@@ -69,6 +69,10 @@ class LiveServing:
             return self._text(request, self.registry.master_text(stream.version),
                               PLAYLIST_TYPE, self._cc(stream, 0.5))
         if rel == layout.MPD:
+            if stream.start is None and not stream.ended.is_set():
+                # availabilityStartTime is the first word's wall clock: give it a moment
+                # to arrive rather than announce a clock the stream will not keep.
+                await stream.wait_change(stream.plan.target_duration)
             return self._text(request, self._mpd(request, stream), MPD_TYPE,
                               self._cc(stream, 0.5))
         m = _RENDITION_FILE.fullmatch(rel)
