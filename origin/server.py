@@ -199,6 +199,8 @@ def _supervise(cfg: Config) -> None:
         p.start()
         workers[slot] = (p, time.monotonic())
 
+    log.warning("%d workers: a live stream is answered only by the worker that ingests it, "
+                "so live playlists need [origin] workers = 1 for now", cfg.origin.workers)
     try:
         for slot in range(cfg.origin.workers):
             start(slot)
