@@ -53,6 +53,28 @@ def decoder_args(codec: str) -> list[str]:
             "-flush_packets", "1", "pipe:1"]
 
 
+def parse_adts(buf: bytes | bytearray) -> tuple[list[tuple[aac_cmaf.AdtsConfig, bytes]], int]:
+    """The whole ADTS frames at the start of `buf` (ISO/IEC 13818-7 §6.2) and the bytes
+    they take; a frame cut short waits for the rest."""
+    out = []
+    pos = 0
+    n = len(buf)
+    while n - pos >= 7:
+        b1, b2, b3, b4, b5 = buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4], buf[pos + 5]
+        if buf[pos] != 0xFF or b1 & 0xF6 != 0xF0:
+            raise aac_cmaf.AdtsError("lost ADTS sync in the encoder's output")
+        length = ((b3 & 3) << 11) | (b4 << 3) | (b5 >> 5)
+        if length < 7 or pos + length > n:
+            if length < 7:
+                raise aac_cmaf.AdtsError("bad ADTS frame length")
+            break
+        skip = 7 if b1 & 1 else 9
+        cfg = aac_cmaf.AdtsConfig((b2 >> 6) + 1, (b2 >> 2) & 0xF, ((b2 & 1) << 2) | (b3 >> 6))
+        out.append((cfg, bytes(buf[pos + skip:pos + length])))
+        pos += length
+    return out, pos
+
+
 def _factory(protocol: asyncio.StreamReaderProtocol) -> Callable[[], asyncio.StreamReaderProtocol]:
     return lambda: protocol
 
@@ -111,24 +133,23 @@ class LiveEncoder:
                 self.proc.stdin.close()
                 await self.proc.stdin.wait_closed()
 
-    async def frames(self, index: int) -> AsyncIterator[tuple[aac_cmaf.AdtsConfig, bytes]]:
-        """Rung `index`'s ADTS frames as (config, raw AAC frame), until the encoder ends."""
+    async def frames(self, index: int
+                     ) -> AsyncIterator[list[tuple[aac_cmaf.AdtsConfig, bytes]]]:
+        """Rung `index`'s ADTS frames as lists of (config, raw AAC frame): every whole
+        frame that has arrived, at each wake-up, until the encoder ends."""
         reader = self.readers[index]
+        buf = bytearray()
         while True:
-            try:
-                header = await reader.readexactly(7)
-            except asyncio.IncompleteReadError as e:
-                if e.partial:
-                    raise aac_cmaf.AdtsError("encoder output ends inside an ADTS header") from None
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                if buf:
+                    raise aac_cmaf.AdtsError("encoder output ends inside an ADTS frame")
                 return
-            if header[0] != 0xFF or header[1] & 0xF6 != 0xF0:
-                raise aac_cmaf.AdtsError("lost ADTS sync in the encoder's output")
-            length = ((header[3] & 3) << 11) | (header[4] << 3) | (header[5] >> 5)
-            skip = 0 if header[1] & 1 else 2
-            body = await reader.readexactly(length - 7)
-            cfg = aac_cmaf.AdtsConfig((header[2] >> 6) + 1, (header[2] >> 2) & 0xF,
-                                      ((header[2] & 1) << 2) | (header[3] >> 6))
-            yield cfg, body[skip:]
+            buf += chunk
+            out, used = parse_adts(buf)
+            del buf[:used]
+            if out:
+                yield out
 
     async def wait(self) -> int:
         assert self.proc is not None

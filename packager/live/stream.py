@@ -335,10 +335,14 @@ class LiveStream:
         assert self._encoder is not None
         cutter = self._cutters[i]
         try:
-            async for cfg, frame in self._encoder.frames(i):
-                part = cutter.add(cfg, frame)
-                if part is not None:
-                    self._ready[i].append((part.index, part.start_frame, part.frames))
+            async for batch in self._encoder.frames(i):
+                done = False
+                for cfg, frame in batch:
+                    part = cutter.add(cfg, frame)
+                    if part is not None:
+                        self._ready[i].append((part.index, part.start_frame, part.frames))
+                        done = True
+                if done:
                     await self._publish_ready()
         except aac_cmaf.AdtsError as e:
             self.error = f"encoder output unreadable: {e}"
