@@ -86,7 +86,8 @@ class Leveller:
             def response(b: np.ndarray, a: np.ndarray) -> np.ndarray:
                 num = b[0] + b[1] * z + b[2] * z * z
                 den = a[0] + a[1] * z + a[2] * z * z
-                return np.abs(num / den) ** 2
+                out: np.ndarray = np.abs(num / den) ** 2
+                return out
 
             w = response(self._b1, self._a1) * response(self._b2, self._a2)
             w[1:(n + 1) // 2] *= 2
