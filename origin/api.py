@@ -43,6 +43,7 @@ from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, LIVE_KEY, STORE_KE
 from origin.media import MediaHandler
 from origin.metrics import metrics_of
 from packager.errors import InvalidInput
+from packager.live.registry import StillLive
 from packager.publish import read_record
 from packager.record import with_public_url
 from storage.base import check_key
@@ -61,6 +62,7 @@ _DISPOSITION = web.RequestKey("sori.disposition", str)
 register_error(uploads.UploadTooLarge, 413)
 register_error(uploads.UploadError, 400)
 register_error(InvalidInput, 400)
+register_error(StillLive, 409)
 
 
 def setup(app: web.Application) -> None:
@@ -123,6 +125,9 @@ def _live_registry(request: web.Request) -> Any:
 
 
 def _download_key(asset_id: str, rec: dict[str, Any]) -> str:
+    if rec.get("state") == "live":
+        raise StillLive(f"asset {asset_id!r} is live: its download exists once the "
+                        "stream has ended")
     rel = rec.get("download_key")
     if not isinstance(rel, str) or not rel:
         raise NotFound(f"asset {asset_id!r} has no download")

@@ -68,6 +68,10 @@ class AssetExists(InvalidInput):
     """The id is taken by another asset (409)."""
 
 
+class StillLive(InvalidInput):
+    """What exists only once a live stream has been sealed (its download) (409)."""
+
+
 def bandwidth_bound(rung: AudioRung, plan: LivePlan) -> int:
     overhead = 8 * 200 / float(plan.part)  # moof + trun per part, generously
     return int(math.ceil(rung.bitrate * _BANDWIDTH_HEADROOM + overhead))
