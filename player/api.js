@@ -35,3 +35,8 @@ export async function listAssets() {
   const created = (a) => String(a.created || '');
   return assets.sort((a, b) => (created(a) < created(b) ? 1 : created(a) > created(b) ? -1 : 0));
 }
+
+/** One asset's record (fresh, e.g. once a live stream has ended). */
+export async function getAsset(id) {
+  return getJSON(`/v1/assets/${encodeURIComponent(id)}`);
+}

@@ -2,8 +2,13 @@
 //
 // URL: /?asset=ID plays that asset, &dash=1 with dash.js instead of HLS.
 // Test hook: window.soriPlayer (see the bottom of this file).
+//
+// Live assets (record `state: "live"`): played from their first word, with the producer's
+// state from the stream's Server-Sent Events (`record.live.events`); when the stream ends the
+// record turns into an ordinary VOD one (`state: "ready"`) at the same URLs. The library
+// refreshes itself, every few seconds while it lists a live asset.
 
-import { listAssets } from './api.js';
+import { listAssets, getAsset } from './api.js';
 import { renderGallery, renderGalleryError, markCurrent } from './gallery.js';
 import { PlayerController } from './controller.js';
 import { Controls } from './controls.js';
@@ -14,6 +19,8 @@ import { el, formatTime, formatDate, store } from './util.js';
 
 const $ = (sel) => document.querySelector(sel);
 const RESUME_MIN = 5; // seconds: closer to either end starts from the beginning
+const LIBRARY_REFRESH_MS = 30000; // the library asks the origin again after this long
+const LIBRARY_REFRESH_LIVE_MS = 4000; // ... or this long while it lists a live asset
 
 const video = $('#video');
 const stage = $('#stage');
@@ -38,6 +45,7 @@ function resumeKey(id) {
 }
 
 function savedPosition(asset) {
+  if (asset.state === 'live') return 0; // a live stream plays from its first word
   const t = store.get(resumeKey(asset.id));
   const d = asset.duration || Infinity;
   return typeof t === 'number' && t > RESUME_MIN && t < d - RESUME_MIN ? t : 0;
@@ -58,18 +66,21 @@ function renderDetails(asset) {
   $('#title').textContent = asset.title || asset.id;
   // A video's qualities are its video renditions; its audio rendition is shared by all.
   const n = (asset.renditions || []).filter((r) => asset.kind !== 'video' || r.type !== 'audio').length;
+  const live = asset.state === 'live';
   const bits = [
     asset.kind === 'video' ? 'Video' : 'Audio',
-    asset.duration ? formatTime(asset.duration) : null,
+    live ? 'Live' : null,
+    !live && asset.duration ? formatTime(asset.duration) : null,
     n ? `${n} ${n === 1 ? 'quality' : 'qualities'}` : null,
     asset.created ? formatDate(asset.created) : null,
   ].filter(Boolean);
   $('#meta').replaceChildren(...bits.flatMap((b, i) => (i ? [el('span', { class: 'dot' }, '·'), b] : [b])));
   const dl = $('#download');
-  dl.hidden = !asset.download;
+  dl.hidden = !asset.download || live; // a live stream has no file yet
   if (asset.download) dl.href = asset.download;
   $('#cover-title').textContent = asset.title || asset.id;
-  $('#cover-sub').textContent = asset.duration ? `Audio · ${formatTime(asset.duration)}` : 'Audio';
+  $('#cover-sub').textContent = live ? 'Live audio'
+    : asset.duration ? `Audio · ${formatTime(asset.duration)}` : 'Audio';
   let hash = 0;
   for (const ch of asset.id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   stage.style.setProperty('--hue', String(hash % 360));
@@ -93,6 +104,7 @@ function select(asset, { play = false } = {}) {
     markCurrent(galleryNode, asset.id);
     updateUrl();
     panel.hidden = false;
+    watchLive(asset);
   }
   if (play) return start();
   return Promise.resolve();
@@ -140,6 +152,145 @@ video.addEventListener('pause', () => { if (!video.ended) savePosition(); });
 window.addEventListener('pagehide', savePosition);
 video.addEventListener('ended', () => { if (state.asset) store.remove(resumeKey(state.asset.id)); });
 
+// ---- live assets ------------------------------------------------------------------------
+
+const live = {
+  source: null, // the EventSource of the asset on the stage, while it is live
+  events: [], // what it said: [{type, ...data}] (the test hook shows it)
+  last: null, // the last event's data
+};
+
+function producerStatus(d) {
+  const secs = Number.isFinite(d.media_seconds) ? `${d.media_seconds.toFixed(1)} s` : '';
+  if (d.producer === 'speaking') return [secs ? `Speaking… ${secs}` : 'Speaking…', 'speaking'];
+  if (d.producer === 'paused') return ['Paused (waiting for the voice)', 'paused'];
+  if (d.producer === 'ended') return [secs ? `Ended · ${secs}` : 'Ended', 'ended'];
+  return ['', ''];
+}
+
+function stopLive() {
+  live.source?.close();
+  live.source = null;
+}
+
+/** Follow the producer of `asset` (when it is live) through its Server-Sent Events. */
+function watchLive(asset) {
+  stopLive();
+  live.events = [];
+  live.last = null;
+  if (asset.state !== 'live' || !asset.live?.events || !window.EventSource) return;
+  const source = new EventSource(asset.live.events);
+  live.source = source;
+  const onEvent = (e) => {
+    if (live.source !== source) return;
+    let d;
+    try { d = JSON.parse(e.data); } catch { return; }
+    if (!d || typeof d !== 'object') return;
+    live.events.push({ type: e.type, ...d });
+    if (live.events.length > 200) live.events.splice(0, 100);
+    live.last = d;
+    if (e.type === 'ended' || d.state === 'ready' || d.producer === 'ended') {
+      liveEnded(asset.id);
+      return;
+    }
+    controls.setLiveStatus(...producerStatus(d));
+  };
+  for (const type of ['started', 'progress', 'ended', 'message']) source.addEventListener(type, onEvent);
+  source.addEventListener('error', () => {
+    // EventSource reconnects by itself; when it gives up (the stream is gone), the record
+    // says what became of the asset.
+    if (live.source === source && source.readyState === EventSource.CLOSED) {
+      live.source = null;
+      refreshAsset(asset.id);
+    }
+  });
+}
+
+/** The stream of asset `id` ended (its events said so, or the player saw EXT-X-ENDLIST):
+ *  the badge goes, and the asset's record (now a VOD one, with its duration) is read again.
+ *  The player carries on: hls.js finds the end in the playlist itself. */
+function liveEnded(id) {
+  if (state.asset?.id !== id) return;
+  stopLive();
+  if (controls.live) controls.liveEnded(producerStatus({ ...live.last, producer: 'ended' })[0]);
+  refreshAsset(id);
+}
+
+let refreshing = null;
+/** Read asset `id`'s record again until it is no longer live (a few tries), and show it. */
+function refreshAsset(id) {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    for (let i = 0; i < 10; i += 1) {
+      try {
+        const fresh = await getAsset(id);
+        if (fresh?.id === id) {
+          adoptRecord(fresh);
+          if (fresh.state !== 'live') break;
+        }
+      } catch { /* the library's refresh tries again later */ }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+/** A newer record of an asset the page lists: the library's card, and the stage when it is
+ *  the asset there (without interrupting playback). */
+function adoptRecord(fresh) {
+  const i = state.assets.findIndex((a) => a.id === fresh.id);
+  const old = i >= 0 ? state.assets[i] : null;
+  if (i >= 0) state.assets[i] = fresh;
+  if (old && recordKey(old) !== recordKey(fresh)) drawGallery();
+  const current = state.asset;
+  if (current?.id !== fresh.id) return;
+  state.asset = fresh;
+  if (controller.asset?.id === fresh.id) controller.asset = fresh;
+  renderDetails(fresh);
+  controls.update(fresh);
+  if (current.state === 'live' && fresh.state !== 'live') liveEnded(fresh.id);
+}
+
+controller.addEventListener('liveended', () => { if (state.asset) liveEnded(state.asset.id); });
+
+// ---- the library's refresh ----------------------------------------------------------------
+
+const recordKey = (a) => [a.id, a.state, a.duration, a.title, a.poster].join('\u0000');
+let refreshTimer = 0;
+let refreshedAt = 0;
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  const anyLive = state.assets.some((a) => a.state === 'live');
+  refreshTimer = setTimeout(refreshLibrary, anyLive ? LIBRARY_REFRESH_LIVE_MS : LIBRARY_REFRESH_MS);
+}
+
+/** List the assets again; redraw the library only when something changed. */
+async function refreshLibrary() {
+  clearTimeout(refreshTimer);
+  if (document.hidden) return; // again when the page is shown (below)
+  refreshedAt = performance.now();
+  try {
+    const assets = await listAssets();
+    const before = state.assets.map(recordKey).join('\n');
+    if (assets.map(recordKey).join('\n') !== before) {
+      state.assets = assets;
+      renderCount();
+      drawGallery();
+      const cur = state.asset && assets.find((a) => a.id === state.asset.id);
+      if (cur) adoptRecord(cur);
+    }
+  } catch { /* try again later */ }
+  scheduleRefresh();
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden || !refreshedAt) return;
+  const anyLive = state.assets.some((a) => a.state === 'live');
+  if (performance.now() - refreshedAt >= (anyLive ? LIBRARY_REFRESH_LIVE_MS : LIBRARY_REFRESH_MS)) refreshLibrary();
+  else scheduleRefresh();
+});
+
 // ---- page wiring ------------------------------------------------------------------------
 
 stage.addEventListener('start', () => start());
@@ -173,8 +324,7 @@ async function loadLibrary(preferId = null) {
   } finally {
     galleryNode.removeAttribute('aria-busy');
   }
-  const count = state.assets.length;
-  $('#library-count').textContent = count ? `${count} asset${count === 1 ? '' : 's'}` : '';
+  renderCount();
   const wanted = state.assets.find((a) => a.id === (preferId || params.get('asset')));
   const first = wanted || state.assets.find((a) => a.state !== 'failed');
   if (first) select(first);
@@ -183,14 +333,25 @@ async function loadLibrary(preferId = null) {
   // stream has started (or could not), so that its layout and posters do not compete with
   // the start of playback on the page's one main thread.
   const draw = () => {
-    renderGallery(galleryNode, state.assets, (asset) => {
-      select(asset, { play: true });
-      panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
-    });
-    if (state.asset) markCurrent(galleryNode, state.asset.id);
+    drawGallery();
+    refreshedAt = performance.now();
+    scheduleRefresh();
   };
   if (wanted && !preferId) startupSettled.then(draw);
   else draw();
+}
+
+function renderCount() {
+  const count = state.assets.length;
+  $('#library-count').textContent = count ? `${count} asset${count === 1 ? '' : 's'}` : '';
+}
+
+function drawGallery() {
+  renderGallery(galleryNode, state.assets, (asset) => {
+    select(asset, { play: true });
+    panel.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  });
+  if (state.asset) markCurrent(galleryNode, state.asset.id);
 }
 
 /** Settles when the stream the page started early for a linked asset has its first frames
@@ -249,6 +410,12 @@ window.soriPlayer = {
   get fatalErrors() { return controller.fatalErrors; },
   get levelSwitches() { return controller.levelSwitches; },
   get asset() { return state.asset; },
+  /** The live stream on the stage: is it live, and what its producer said. */
+  get live() {
+    return { live: controls.live, events: [...live.events], status: $('.live-status').textContent };
+  },
+  /** List the assets again now (the page also does every few seconds). */
+  refreshLibrary: () => refreshLibrary(),
   /** Play asset `id`: {dash: bool, resume: bool (default false: from the start)}. */
   async load(id, { dash = false, resume = false } = {}) {
     await ready;

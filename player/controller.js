@@ -3,7 +3,9 @@
 //
 // Events (EventTarget): 'engine' (an engine attached), 'levels' (the rendition list changed),
 // 'level' (the rendition being played changed), 'fatal' ({detail: {message}}), 'notice'
-// ({detail: {message}}: a recoverable problem being handled).
+// ({detail: {message}}: a recoverable problem being handled); for a live asset also
+// 'liveedge' (a live playlist was reloaded: the live edge moved) and 'liveended' (the engine
+// saw the stream end: EXT-X-ENDLIST, or a static MPD).
 
 import { loadScript, renditionLabel } from './util.js';
 
@@ -32,6 +34,7 @@ export class PlayerController extends EventTarget {
     this.dash = null;
     this.engine = null; // 'hls.js' | 'native' | 'dash.js'
     this.asset = null;
+    this.live = false; // playing a live stream that has not ended
     this.fatalErrors = [];
     this.levelSwitches = [];
     this._networkRetries = 0;
@@ -39,6 +42,7 @@ export class PlayerController extends EventTarget {
     this._lastMediaRecovery = 0;
     this._mediaRecoveries = 0;
     this._generation = 0;
+    this._nativeOff = null;
   }
 
   /** Tear down any engine and play `asset` (HLS unless `dash`), from `startAt` seconds. */
@@ -46,6 +50,7 @@ export class PlayerController extends EventTarget {
     this.destroy();
     const generation = ++this._generation;
     this.asset = asset;
+    this.live = asset.state === 'live';
     if (dash) {
       window.soriBoot?.take(asset, { hls: false }); // an early hls.js instance must not stay
       await this._loadDash(asset, autoplay, startAt, generation);
@@ -61,11 +66,14 @@ export class PlayerController extends EventTarget {
     this._mediaRecoveries = 0;
     if (this.hls) { this.hls.destroy(); this.hls = null; }
     if (this.dash) { this.dash.destroy(); this.dash = null; }
+    this._nativeOff?.();
+    this._nativeOff = null;
     if (this.engine === 'native') {
       this.video.removeAttribute('src');
       this.video.load();
     }
     this.engine = null;
+    this.live = false;
   }
 
   // ---- HLS ---------------------------------------------------------------------------
@@ -77,7 +85,9 @@ export class PlayerController extends EventTarget {
       // The page's boot script may have started this very stream already (index.html).
       const boot = window.soriBoot;
       const early = boot?.take(asset, { startAt }) ?? null;
-      const hls = early || new Hls(boot?.hlsConfig(startAt) ?? { startPosition: startAt > 0 ? startAt : -1 });
+      const live = this.live;
+      const hls = early || new Hls(boot?.hlsConfig(startAt, false, live)
+        ?? { startPosition: startAt > 0 ? startAt : live ? 0 : -1, ...(live ? { lowLatencyMode: true } : {}) });
       this.hls = hls;
       this.engine = 'hls.js';
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -90,6 +100,10 @@ export class PlayerController extends EventTarget {
       });
       hls.on(Hls.Events.FRAG_LOADED, () => { this._networkRetries = 0; });
       hls.on(Hls.Events.ERROR, (_e, data) => this._onHlsError(data));
+      if (live) {
+        hls.on(Hls.Events.LEVEL_UPDATED, (_e, data) => this._onLiveDetails(data.details));
+        if (early && hls.latestLevelDetails) this._onLiveDetails(hls.latestLevelDetails);
+      }
       if (early) {
         // What happened before the handlers above were attached.
         if (hls.levels?.length) {
@@ -108,8 +122,21 @@ export class PlayerController extends EventTarget {
       window.soriBoot?.take(asset, { hls: false });
       this.engine = 'native';
       video.src = asset.hls;
+      // A live playlist says EXT-X-START:TIME-OFFSET=0, which Safari honours.
       if (startAt > 0) {
         video.addEventListener('loadedmetadata', () => { video.currentTime = startAt; }, { once: true });
+      }
+      if (this.live) {
+        const ended = () => {
+          if (Number.isFinite(video.duration)) this._liveEnded();
+          else this._emit('liveedge');
+        };
+        video.addEventListener('durationchange', ended);
+        video.addEventListener('progress', ended);
+        this._nativeOff = () => {
+          video.removeEventListener('durationchange', ended);
+          video.removeEventListener('progress', ended);
+        };
       }
       this._emit('engine');
       this._emit('levels');
@@ -138,7 +165,14 @@ export class PlayerController extends EventTarget {
         this._networkRetries += 1;
         this._notice(`Network problem, retrying (${this._networkRetries}/${MAX_NETWORK_RETRIES})…`);
         clearTimeout(this._retryTimer);
-        this._retryTimer = setTimeout(() => { if (this.hls === hls) hls.startLoad(); }, delay);
+        // A live stream carries on from where it is being listened to: hls.startLoad() with no
+        // position would, before the first frame, start at the live edge rather than at 0.
+        const live = this.live;
+        this._retryTimer = setTimeout(() => {
+          if (this.hls !== hls) return;
+          if (live) hls.startLoad(this.video.currentTime > 0 ? this.video.currentTime : Math.max(0, hls.config.startPosition));
+          else hls.startLoad();
+        }, delay);
         return;
       }
       case Hls.ErrorTypes.MEDIA_ERROR: {
@@ -167,6 +201,61 @@ export class PlayerController extends EventTarget {
     this.hls = null;
   }
 
+  /** A live playlist was (re)loaded: the edge moved, or the stream ended (EXT-X-ENDLIST). */
+  _onLiveDetails(details) {
+    if (!this.live || !details) return;
+    if (details.live === false) this._liveEnded();
+    else this._emit('liveedge');
+  }
+
+  _liveEnded() {
+    if (!this.live) return;
+    this.live = false;
+    this._emit('liveended');
+  }
+
+  /** Seconds the playhead is behind the point a live stream is best listened at (0 when not
+   *  live or not known yet). */
+  liveBehind() {
+    const target = this.liveSyncPosition();
+    return target === null ? 0 : Math.max(0, target - this.video.currentTime);
+  }
+
+  /** Where "live" is: hls.js's live sync position (live edge minus the target latency), or
+   *  null when not live. */
+  liveSyncPosition() {
+    if (!this.live) return null;
+    if (this.hls) {
+      const p = this.hls.liveSyncPosition;
+      return Number.isFinite(p) ? p : null;
+    }
+    if (this.dash) {
+      try {
+        if (!this.dash.isDynamic()) return null;
+        const behind = this.dash.getCurrentLiveLatency() - this.dash.getTargetLiveDelay();
+        return Number.isFinite(behind) ? this.video.currentTime + behind : null;
+      } catch {
+        return null;
+      }
+    }
+    if (this.engine === 'native') {
+      const s = this.video.seekable;
+      return s.length ? Math.max(s.start(s.length - 1), s.end(s.length - 1) - 3) : null;
+    }
+    return null;
+  }
+
+  /** Seek to the live sync position. */
+  jumpToLive() {
+    if (this.dash && this.live) {
+      try { this.dash.seekToOriginalLive(); } catch { /* not live after all */ }
+      return;
+    }
+    const target = this.liveSyncPosition();
+    if (target !== null) this.video.currentTime = target;
+    if (this.video.paused) this._play();
+  }
+
   _networkMessage(data) {
     const status = data.response?.code;
     if (status === 404) return 'This stream could not be found on the server (404). It may have been deleted.';
@@ -193,6 +282,9 @@ export class PlayerController extends EventTarget {
     this.dash = player;
     this.engine = 'dash.js';
     player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+    // A live stream plays from its first word at normal speed: no catch-up towards the edge.
+    const live = this.live;
+    if (live) player.updateSettings({ streaming: { liveCatchup: { enabled: false } } });
     const E = dashjs.MediaPlayer.events;
     player.on(E.STREAM_INITIALIZED, () => this._emit('levels'));
     player.on(E.QUALITY_CHANGE_RENDERED, (e) => {
@@ -204,7 +296,14 @@ export class PlayerController extends EventTarget {
       const err = e.error || {};
       this._fatal('dash', `Playback failed: ${err.message || 'the DASH stream could not be played'}.`, String(err.code ?? ''));
     });
-    player.initialize(this.video, asset.dash, autoplay, startAt > 0 ? startAt : NaN);
+    if (live) {
+      // The MPD turns static when the stream ends.
+      player.on(E.MANIFEST_LOADED, (e) => {
+        if (e.data && e.data.type === 'static') this._liveEnded();
+        else this._emit('liveedge');
+      });
+    }
+    player.initialize(this.video, asset.dash, autoplay, startAt > 0 ? startAt : live ? 0 : NaN);
     this._emit('engine');
   }
 

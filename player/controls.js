@@ -1,11 +1,13 @@
 // The stage's controls: play/pause, seek bar with previews, volume, speed, quality menu,
-// fullscreen, loading and error states, and the keyboard shortcuts.
+// fullscreen, loading and error states, the keyboard shortcuts, and for a live stream its
+// LIVE badge, the producer's state and the "jump to live" button.
 
 import { el, icon, clamp, formatTime, formatBitrate, store } from './util.js';
 import { cueAt } from './thumbnails.js';
 
 export const RATES = [0.75, 1, 1.25, 1.5, 2];
 const IDLE_MS = 2500;
+const LIVE_BEHIND_S = 3; // "jump to live" shows when the playhead is further behind than this
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -34,6 +36,11 @@ export class Controls {
     this.menu = $(stage, '.menu');
     this.errorBox = $(stage, '.error-box');
     this.toastEl = $(stage, '.toast');
+    this.liveInfo = $(stage, '.live-info');
+    this.liveBadge = $(stage, '.live-badge');
+    this.liveStatus = $(stage, '.live-status');
+    this.liveBtn = $(stage, '[data-action=live]');
+    this.live = false;
 
     this._bindVideo();
     this._bindControls();
@@ -53,7 +60,7 @@ export class Controls {
     on('waiting', () => this.setLoading(true));
     on('seeking', () => { if (!v.paused) this.setLoading(true); });
     on('canplay', () => { if (v.paused) this.setLoading(false); });
-    on('timeupdate', () => this._renderTime());
+    on('timeupdate', () => { this._renderTime(); if (this.live) this._renderLiveEdge(); });
     on('progress', () => this._renderBuffered());
     on('durationchange', () => this._renderTime());
     on('loadedmetadata', () => this._renderTime());
@@ -75,6 +82,7 @@ export class Controls {
     c.addEventListener('fatal', (e) => this.showError(e.detail.message));
     c.addEventListener('notice', (e) => this.toast(e.detail.message));
     c.addEventListener('autoplay-blocked', () => { this.setLoading(false); this._setPlaying(false); });
+    c.addEventListener('liveedge', () => this._renderLiveEdge());
   }
 
   _bindControls() {
@@ -88,6 +96,7 @@ export class Controls {
       this.video.muted = this.video.volume === 0;
     });
     this.fsBtn.addEventListener('click', () => this.toggleFullscreen());
+    this.liveBtn.addEventListener('click', () => this.jumpToLive());
     this.rateBtn.addEventListener('click', (e) => { e.stopPropagation(); this._toggleMenu('rate'); });
     this.qualityBtn.addEventListener('click', (e) => { e.stopPropagation(); this._toggleMenu('quality'); });
     this.menu.addEventListener('click', (e) => e.stopPropagation());
@@ -142,9 +151,62 @@ export class Controls {
     this.stage.dataset.kind = asset.kind === 'video' ? 'video' : 'audio';
     this.stage.classList.remove('is-started');
     this.video.poster = asset.poster || '';
+    clearTimeout(this._liveInfoTimer);
+    this.liveInfo.hidden = asset.state !== 'live';
+    this.setLive(asset.state === 'live');
+    this.setLiveStatus('');
     this._renderProgress(0);
     this._renderTime();
     this._renderQuality();
+  }
+
+  /** The asset's record changed (a live stream turned into a VOD asset): its duration. */
+  update(asset) {
+    this.duration = asset.duration || 0;
+    this._renderTime();
+  }
+
+  // ---- live ---------------------------------------------------------------------------
+
+  /** Show (or take away) the LIVE badge; the jump button follows the playhead while live. */
+  setLive(on) {
+    this.live = on;
+    this.stage.classList.toggle('is-live', on);
+    this.liveBadge.hidden = !on;
+    if (on) {
+      clearTimeout(this._liveInfoTimer);
+      this.liveInfo.hidden = false;
+    }
+    this._renderLiveEdge();
+  }
+
+  /** The producer's state next to the badge ('' for none); `kind` styles it. */
+  setLiveStatus(text, kind = '') {
+    this.liveStatus.textContent = text;
+    this.liveStatus.hidden = !text;
+    this.liveInfo.dataset.producer = kind;
+  }
+
+  /** The stream ended: the badge goes, the status says so for a few seconds, then the stage
+   *  looks like any VOD asset's. */
+  liveEnded(status) {
+    this.setLive(false);
+    if (status) this.setLiveStatus(status, 'ended');
+    clearTimeout(this._liveInfoTimer);
+    this._liveInfoTimer = setTimeout(() => { this.liveInfo.hidden = true; }, status ? 6000 : 0);
+  }
+
+  jumpToLive() {
+    this.controller.jumpToLive();
+    this._wake();
+    this._renderLiveEdge();
+  }
+
+  _renderLiveEdge() {
+    const behind = this.live ? this.controller.liveBehind() : 0;
+    const show = behind > LIVE_BEHIND_S;
+    if (this.liveBtn.hidden === show) this.liveBtn.hidden = !show;
+    if (show) this.liveBtn.title = `Jump to live (${Math.round(behind)} s behind)`;
   }
 
   setThumbnails(cues) {

@@ -17,7 +17,7 @@ function artwork(asset) {
 }
 
 function badge(asset) {
-  if (asset.state === 'live') return el('span', { class: 'badge badge-live' }, 'Live');
+  if (asset.state === 'live') return el('span', { class: 'badge badge-live' }, el('i', { class: 'live-dot' }), 'Live');
   if (asset.state === 'failed') return el('span', { class: 'badge badge-failed' }, 'Failed');
   return asset.duration ? el('span', { class: 'badge' }, formatTime(asset.duration)) : null;
 }
@@ -28,7 +28,7 @@ function card(asset, onSelect) {
   return el('li', { class: 'card-item' },
     el('button', {
       class: 'card', type: 'button', disabled: !playable,
-      dataset: { assetId: asset.id }, 'aria-label': `Play ${asset.title || asset.id}`,
+      dataset: { assetId: asset.id }, 'aria-label': `Play ${asset.title || asset.id}${asset.state === 'live' ? ' (live)' : ''}`,
       onclick: () => onSelect(asset),
     },
       el('div', { class: 'card-art' }, artwork(asset), badge(asset),
