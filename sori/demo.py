@@ -7,6 +7,9 @@
    ffmpeg's lavfi sources, and package it as `demo` into the configured store.
 3. Print `sori demo: open http://HOST:PORT/` and serve until SIGINT/SIGTERM
    (origin.server.serve; exit code 0 after a graceful stop).
+4. Unless `live` is off (`sori demo --no-live`), alongside: once the origin answers, a live
+   TTS stream `live-demo` (sori.demo_live): espeak-ng speaking sentence by sentence in bursts
+   with pauses, pushed to the live ingest, then ended so it stays as a VOD asset.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ command. Thank you for listening, and enjoy.
 """
 
 
-def run_demo(cfg: Config) -> int:
-    """Make sure the demo asset exists, then serve. Returns the process exit code."""
+def run_demo(cfg: Config, live: bool = True) -> int:
+    """Make sure the demo asset exists, then serve (with the live TTS stream alongside
+    unless `live` is false). Returns the process exit code."""
     from origin.server import serve
     from packager.errors import PackagerError
     from storage.errors import StoreError
@@ -59,7 +63,16 @@ def run_demo(cfg: Config) -> int:
     print(f"sori demo: {'packaged' if made else 'reusing'} asset {DEMO_ID!r} in the "
           f"{cfg.storage.backend} store", file=sys.stderr)
     print(f"sori demo: open {url_of(cfg)}", flush=True)
-    return serve(cfg)
+    if not live:
+        return serve(cfg)
+    from sori.demo_live import LiveDemo
+
+    producer = LiveDemo(url_of(cfg), api_key=next(iter(cfg.security.api_keys), None))
+    producer.start()  # waits for the origin on its own thread: start-up is not held up
+    try:
+        return serve(cfg)
+    finally:
+        producer.stop()
 
 
 def url_of(cfg: Config) -> str:
