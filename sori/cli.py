@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,142 @@ def cmd_demo(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return run_demo(cfg)
 
 
+# Variables of the client commands, not settings: config.load must not take them for one.
+CLIENT_ENV = ("SORI_API_KEY",)
+
+
+class _Unreachable(Exception):
+    """`sori live` had no answer from the origin when creating the stream."""
+
+
+def _origin_url(origin: config_mod.OriginConfig) -> str:
+    """The configured origin as a client reaches it (a wildcard address means this host)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(origin.host, origin.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{origin.port}"
+
+
+def cmd_live(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    """`sori live`: decode INPUT with ffmpeg and push it to the origin's live ingest."""
+    from manifests.layout import is_valid_asset_id
+    from packager.errors import InvalidInput, PackagerError
+    from sori.client import LiveError
+
+    if not is_valid_asset_id(args.id):
+        return _fail(f"invalid asset id {args.id!r}: use 1-128 letters, digits, '.', '_' or '-', "
+                     "starting with a letter or digit", EXIT_BAD_INPUT)
+    if not 10 <= args.chunk_ms <= 10_000:
+        return _fail(f"--chunk-ms: {args.chunk_ms} is not between 10 and 10000", EXIT_BAD_INPUT)
+    url = (args.url or _origin_url(cfg.origin)).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        return _fail(f"--url: {url!r} is not an http:// or https:// URL", EXIT_BAD_INPUT)
+    api_key = args.api_key or os.environ.get("SORI_API_KEY") or None
+    try:
+        rec = asyncio.run(_push_live(args, Path(args.input).absolute(), cfg, url, api_key))
+    except InvalidInput as e:
+        return _fail(str(e), EXIT_BAD_INPUT)
+    except _Unreachable as e:
+        return _fail(f"cannot reach the origin at {url}: {e}", EXIT_FAILURE)
+    except LiveError as e:
+        return _fail(f"live stream {args.id}: {e}", EXIT_FAILURE)
+    except PackagerError as e:
+        return _fail(str(e), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail(f"interrupted; the stream {args.id} stays open until the origin's silence "
+                     "timeout seals it", 130)
+    if rec.get("state") != "ready":
+        return _fail(f"live stream {args.id} ended but was not sealed (state "
+                     f"{rec.get('state')!r}: {rec.get('error') or 'no detail'})", EXIT_FAILURE)
+    print(rec["id"])
+    return EXIT_OK
+
+
+async def _push_live(args: argparse.Namespace, path: Path, cfg: config_mod.Config, url: str,
+                     api_key: str | None) -> dict[str, Any]:
+    """Probe, decode to s16le PCM as a stream, create the live asset once audio has come
+    out (so a bad input creates nothing), send it chunk by chunk, end it: the final ASSET."""
+    from urllib.parse import urljoin
+
+    from packager import process
+    from packager.errors import InvalidInput
+    from packager.probe import probe
+    from sori.client import LiveClient, LiveError, Pacer, PcmFormat, pcm_rate_for
+
+    process.require_tools()
+    info = await probe(path, max_duration=cfg.packager.max_duration, kind="audio")
+    assert info.audio is not None
+    fmt = PcmFormat(pcm_rate_for(info.audio.sample_rate), 1 if info.audio.channels == 1 else 2)
+    size = fmt.chunk_bytes(args.chunk_ms)
+    proc = await asyncio.create_subprocess_exec(
+        process.FFMPEG, "-nostdin", "-hide_banner", "-v", "error",
+        "-i", f"file:{path}", "-map", f"0:{info.audio.index}", "-vn", "-sn", "-dn",
+        "-f", "s16le", "-c:a", "pcm_s16le", "-ac", str(fmt.channels),
+        "-ar", str(fmt.sample_rate), "pipe:1",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.create_task(_last_line(proc.stderr))
+    try:
+        chunk = await _read_chunk(proc.stdout, size)
+        if not chunk:
+            code = await proc.wait()
+            raise InvalidInput(f"{path.name}: no audio could be decoded "
+                               f"({await errors or f'ffmpeg exited {code}'})")
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                live = await stack.enter_async_context(LiveClient(
+                    url, args.id, title=args.title or path.stem, format=fmt.as_format(),
+                    api_key=api_key))
+            except LiveError as e:
+                if e.status is None:
+                    raise _Unreachable(str(e)) from None
+                if e.status in (400, 409):  # the id is taken, or the origin refuses the format
+                    raise InvalidInput(str(e)) from None
+                raise
+            print(f"sori: live at {urljoin(url + '/', str(live.asset.get('hls', '')))}",
+                  file=sys.stderr)
+            pacer = Pacer() if args.realtime else None
+            while chunk:
+                if pacer is not None:
+                    await pacer.wait(fmt.seconds(live.bytes_sent))
+                await live.send(chunk)
+                chunk = await _read_chunk(proc.stdout, size)
+            code = await proc.wait()
+            rec = await live.end()
+            if code != 0:
+                raise InvalidInput(
+                    f"{path.name}: decoding failed after {fmt.seconds(live.bytes_sent):.1f} s "
+                    f"of audio ({await errors or f'ffmpeg exited {code}'}); the stream was "
+                    "ended with what had been sent")
+            return rec
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            # wait() returns once the pipes are closed too: read what is left to the end.
+            while await proc.stdout.read(65536):
+                pass
+            await proc.wait()
+        errors.cancel()
+
+
+async def _read_chunk(stream: asyncio.StreamReader, size: int) -> bytes:
+    """The next `size` bytes, fewer at the end of the stream, b"" after it."""
+    try:
+        return await stream.readexactly(size)
+    except asyncio.IncompleteReadError as e:
+        return e.partial
+
+
+async def _last_line(stream: asyncio.StreamReader) -> str:
+    """Drain a process's stderr (so it never blocks on a full pipe); its last line."""
+    last = ""
+    while line := await stream.readline():
+        text = line.decode("utf-8", "replace").strip()
+        last = text or last
+    return last
+
+
 def _with_overrides(cfg: config_mod.Config, args: argparse.Namespace) -> config_mod.Config:
     import dataclasses
 
@@ -113,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
+    lv = sub.add_parser("live", help="push an audio file to a running origin's live ingest")
+    lv.add_argument("input", help="audio file (any format ffmpeg reads)")
+    lv.add_argument("--id", required=True, help="asset id of the live stream")
+    lv.add_argument("--url", help="origin base URL (default: the configured origin)")
+    lv.add_argument("--title", help="title (default: the file name)")
+    lv.add_argument("--realtime", action="store_true",
+                    help="send at real-time pace (default: as fast as the origin takes it)")
+    lv.add_argument("--chunk-ms", type=int, default=200,
+                    help="milliseconds of audio per chunk (default 200)")
+    lv.add_argument("--api-key", help="write key (default: $SORI_API_KEY)")
+    lv.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    lv.set_defaults(func=cmd_live)
+
     d = sub.add_parser("demo", help="make and package a spoken sample, then serve it")
     d.add_argument("--host")
     d.add_argument("--port", type=int)
@@ -125,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        cfg = config_mod.load(getattr(args, "sub_config", None) or args.config)
+        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+        cfg = config_mod.load(getattr(args, "sub_config", None) or args.config, env)
         cfg = _with_overrides(cfg, args)
     except config_mod.ConfigError as e:
         return _fail(f"config: {e}", EXIT_BAD_INPUT)
