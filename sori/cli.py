@@ -80,11 +80,7 @@ def cmd_serve(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 def cmd_demo(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from sori.demo import run_demo
 
-    return run_demo(cfg)
-
-
-# Variables of the client commands, not settings: config.load must not take them for one.
-CLIENT_ENV = ("SORI_API_KEY",)
+    return run_demo(cfg, live=not args.no_live)
 
 
 class _Unreachable(Exception):
@@ -267,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="make and package a spoken sample, then serve it")
     d.add_argument("--host")
     d.add_argument("--port", type=int)
+    d.add_argument("--no-live", action="store_true",
+                   help="skip the live TTS stream that runs alongside the sample")
     d.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     d.set_defaults(func=cmd_demo)
     return parser
@@ -276,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
-        cfg = config_mod.load(getattr(args, "sub_config", None) or args.config, env)
+        cfg = config_mod.load(getattr(args, "sub_config", None) or args.config)
         cfg = _with_overrides(cfg, args)
     except config_mod.ConfigError as e:
         return _fail(f"config: {e}", EXIT_BAD_INPUT)

@@ -90,6 +90,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Variables that are not settings: the file to read, and the client commands' key.
+CLIENT_VARIABLES = ("SORI_CONFIG", "SORI_API_KEY")
+
+
 def load(path: str | os.PathLike[str] | None = None,
          env: typing.Mapping[str, str] | None = None) -> Config:
     """Load, merge and validate the configuration. Raises ConfigError."""
@@ -109,7 +113,8 @@ def load(path: str | os.PathLike[str] | None = None,
     section_types = typing.get_type_hints(Config)
     overrides: dict[str, Any] = {}
     for name, raw in env.items():
-        if not name.startswith("SORI_") or name == "SORI_CONFIG" or name.startswith("SORI_TEST_"):
+        if (not name.startswith("SORI_") or name in CLIENT_VARIABLES
+                or name.startswith("SORI_TEST_")):
             continue
         rest = name[len("SORI_"):].lower()
         section, _, key = rest.partition("_")

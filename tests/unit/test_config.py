@@ -96,3 +96,12 @@ def test_missing_and_malformed_file(tmp_path: Path) -> None:
     bad.write_text("[origin\n")
     with pytest.raises(config.ConfigError, match="bad.toml"):
         config.load(bad, env={})
+
+
+def test_client_variables_are_not_settings() -> None:
+    from sori.config import load
+
+    cfg = load(None, {"SORI_API_KEY": "k", "SORI_LIVE_PART_DURATION": "0.5"})
+    assert cfg.live.part_duration == 0.5
+    with pytest.raises(ConfigError, match="SORI_LIVE_BOGUS"):
+        load(None, {"SORI_LIVE_BOGUS": "1"})
