@@ -103,5 +103,5 @@ def test_client_variables_are_not_settings() -> None:
 
     cfg = load(None, {"SORI_API_KEY": "k", "SORI_LIVE_PART_DURATION": "0.5"})
     assert cfg.live.part_duration == 0.5
-    with pytest.raises(ConfigError, match="SORI_LIVE_BOGUS"):
+    with pytest.raises(config.ConfigError, match="SORI_LIVE_BOGUS"):
         load(None, {"SORI_LIVE_BOGUS": "1"})
