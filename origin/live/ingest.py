@@ -56,13 +56,19 @@ def _public(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
     return with_public_url(rec, request.app[CONFIG_KEY].origin.public_url)
 
 
-def _stream(request: web.Request) -> LiveStream:
+async def _stream(request: web.Request) -> LiveStream:
+    """The live stream named in the path; 409 for an asset that is not (or no longer)
+    live, 404 for none."""
     asset_id = request.match_info["id"]
     if not layout.is_valid_asset_id(asset_id):
         raise InvalidKey(f"invalid asset id {asset_id!r}")
-    stream: LiveStream | None = request.app[LIVE_KEY].get(asset_id)
+    registry = request.app[LIVE_KEY]
+    stream: LiveStream | None = registry.get(asset_id)
     if stream is None:
-        raise NotFound(f"no live stream {asset_id!r}")
+        rec = await read_record(registry.store, asset_id)
+        if rec is None:
+            raise NotFound(f"no live stream {asset_id!r}")
+        raise StreamClosed(f"asset {asset_id!r} is not live (state {rec.get('state')!r})")
     return stream
 
 
@@ -100,7 +106,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def chunk(request: web.Request) -> web.Response:
-    stream = _stream(request)
+    stream = await _stream(request)
     raw = request.query.get("seq")
     if raw is None or not raw.isdigit() or len(raw) > 12:
         raise InvalidInput("seq: a non-negative integer is required (?seq=N, from 0)")
@@ -121,8 +127,15 @@ async def chunk(request: web.Request) -> web.Response:
 
 
 async def end(request: web.Request) -> web.Response:
-    stream = _stream(request)
     registry = request.app[LIVE_KEY]
+    try:
+        stream = await _stream(request)
+    except StreamClosed:
+        # Ending twice is fine (a producer retrying its end): the sealed record.
+        rec = await read_record(registry.store, request.match_info["id"])
+        if rec is not None and rec.get("state") == "ready":
+            return json_response(_public(request, rec))
+        raise
     if stream.state == "ready":
         return json_response(_public(request, registry.records[stream.asset_id]))
     rec = await asyncio.shield(registry.end(stream))
@@ -131,7 +144,7 @@ async def end(request: web.Request) -> web.Response:
 
 async def put_stream(request: web.Request) -> web.Response:
     """One long request: its body is the stream, its end ends the stream."""
-    stream = _stream(request)
+    stream = await _stream(request)
     registry = request.app[LIVE_KEY]
     limit = stream.cfg.max_chunk_bytes
     async for data in request.content.iter_chunked(min(limit, 256 * 1024)):
@@ -145,7 +158,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     refused = auth.check(request, request.app[CONFIG_KEY].security.api_keys, write=True)
     if refused is not None:
         return refused
-    stream = _stream(request)
+    stream = await _stream(request)
     registry = request.app[LIVE_KEY]
     ws = web.WebSocketResponse(max_msg_size=stream.cfg.max_chunk_bytes, heartbeat=20.0)
     await ws.prepare(request)
