@@ -138,8 +138,8 @@ async def end(request: web.Request) -> web.Response:
         raise
     if stream.state == "ready":
         return json_response(_public(request, registry.records[stream.asset_id]))
-    rec = await asyncio.shield(registry.end(stream))
-    return json_response(_public(request, rec))
+    sealed = await asyncio.shield(registry.end(stream))
+    return json_response(_public(request, sealed))
 
 
 async def put_stream(request: web.Request) -> web.Response:
