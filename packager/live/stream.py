@@ -83,6 +83,7 @@ class LiveStream:
         self.producer = "waiting"
         self.expected_seq = 0
         self.start: float | None = None  # wall clock of media time 0
+        self._audio_zero: float | None = None  # wall clock of the first audio fed (silence clock)
         self.created = time.time()
         self.last_audio = time.monotonic()
         self.fed_frames = 0  # PCM frames written to the encoder
@@ -288,6 +289,8 @@ class LiveStream:
                 samples = self._leveller.process(samples)
             if speech:
                 self.producer = "speaking"
+                if self._audio_zero is None:
+                    self._audio_zero = time.time()
             else:
                 self.silence_frames += frames
             self.fed_frames += frames
@@ -322,9 +325,11 @@ class LiveStream:
             if now - self.last_audio > self.cfg.producer_timeout * 4:
                 asyncio.create_task(self.end(reason="timeout"))  # never started
                 return
-            if self.start is None or self._encoder is None or self._lock.locked():
+            if self._audio_zero is None or self._encoder is None or self._lock.locked():
                 continue
-            behind = (time.time() - self.start) - self.media_seconds
+            # Counted from the first audio the encoder got, not the first byte: a decoder
+            # still starting (MP3, Opus, AAC) is not a producer falling behind.
+            behind = (time.time() - self._audio_zero) - self.media_seconds
             if behind > self.cfg.silence_after:
                 self.producer = "paused"
                 await self._silence(int(behind * self._rate))
