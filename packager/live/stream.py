@@ -373,30 +373,35 @@ class LiveStream:
     _publishing = False
 
     async def _publish_part(self, index: int, batch: list[tuple[int, int, list[bytes]]]) -> None:
+        """Store the part of every rung (and the segment it completes), then add it to the
+        model: a playlist never lists, and a blocking reload is never answered for, a part
+        whose bytes are not in the store yet."""
         number, k = self.plan.locate(index)
-        puts = []
-        closing: list[tuple[RungState, int, bytes]] = []
         last_of_segment = (k == self.plan.parts_per_segment - 1
                            or (self._end_part is not None and index == self._end_part - 1))
+        made: list[tuple[RungState, str, bytes, int, int]] = []
         for st, (_idx, start_frame, frames) in zip(self.rungs_state, batch, strict=True):
             data = aac_cmaf.media_segment(index + 1, start_frame * aac_cmaf.SAMPLES_PER_FRAME,
                                           frames, styp=(k == 0))
-            rel = st.part_rel(number, k)
-            puts.append(self.store.put_bytes(layout.key(self.asset_id, rel), data,
-                                             content_type_for(rel)))
-            st.add_part(rel, data, start_frame * aac_cmaf.SAMPLES_PER_FRAME,
-                        len(frames) * aac_cmaf.SAMPLES_PER_FRAME)
-        await asyncio.gather(*puts)
+            made.append((st, st.part_rel(number, k), data,
+                         start_frame * aac_cmaf.SAMPLES_PER_FRAME,
+                         len(frames) * aac_cmaf.SAMPLES_PER_FRAME))
+        await asyncio.gather(*(self.store.put_bytes(layout.key(self.asset_id, rel), data,
+                                                    content_type_for(rel))
+                               for _st, rel, data, _t, _n in made))
         if last_of_segment:
-            for st in self.rungs_state:
-                seg_number, seg_data = st.close_segment()
-                closing.append((st, seg_number, seg_data))
+            closing = [(st, st.next_number, b"".join(st.open_bytes) + data)
+                       for st, _rel, data, _t, _n in made]
             await asyncio.gather(*(
-                self.store.put_bytes(layout.key(self.asset_id, st.segment_rel(n)), data,
+                self.store.put_bytes(layout.key(self.asset_id, st.segment_rel(n)), seg,
                                      content_type_for(st.segment_rel(n)))
-                for st, n, data in closing))
-            for st, n, data in closing:
-                (self.spool / st.rung_id / layout.segment_name(n)).write_bytes(data)
+                for st, n, seg in closing))
+            for st, n, seg in closing:
+                (self.spool / st.rung_id / layout.segment_name(n)).write_bytes(seg)
+        for st, rel, data, start_tick, ticks in made:
+            st.add_part(rel, data, start_tick, ticks)
+            if last_of_segment:
+                st.close_segment()
         self.published_parts = index + 1
         self._wake()
 
