@@ -164,6 +164,7 @@ function producerStatus(d) {
   const secs = Number.isFinite(d.media_seconds) ? `${d.media_seconds.toFixed(1)} s` : '';
   if (d.producer === 'speaking') return [secs ? `Speaking… ${secs}` : 'Speaking…', 'speaking'];
   if (d.producer === 'paused') return ['Paused (waiting for the voice)', 'paused'];
+  if (d.producer === 'waiting') return ['Waiting for the first word…', 'paused'];
   if (d.producer === 'ended') return [secs ? `Ended · ${secs}` : 'Ended', 'ended'];
   return ['', ''];
 }
@@ -189,8 +190,10 @@ function watchLive(asset) {
     live.events.push({ type: e.type, ...d });
     if (live.events.length > 200) live.events.splice(0, 100);
     live.last = d;
+    // The producer has ended while the stream is sealed (`progress`, producer "ended"),
+    // then `ended` once it is a VOD asset: the last one says how long it is.
     if (e.type === 'ended' || d.state === 'ready' || d.producer === 'ended') {
-      liveEnded(asset.id);
+      liveEnded(asset.id, e.type === 'ended');
       return;
     }
     controls.setLiveStatus(...producerStatus(d));
@@ -206,13 +209,21 @@ function watchLive(asset) {
   });
 }
 
-/** The stream of asset `id` ended (its events said so, or the player saw EXT-X-ENDLIST):
- *  the badge goes, and the asset's record (now a VOD one, with its duration) is read again.
- *  The player carries on: hls.js finds the end in the playlist itself. */
-function liveEnded(id) {
+/** The stream of asset `id` ended (its events said so, the player saw EXT-X-ENDLIST, or
+ *  its record says so): the badge goes, and the asset's record (now a VOD one, with its
+ *  duration) is read again. The player carries on: hls.js finds the end in the playlist
+ *  itself. The events are followed a little longer for their `ended` (the final length). */
+function liveEnded(id, fromEvents = false) {
   if (state.asset?.id !== id) return;
-  stopLive();
-  if (controls.live) controls.liveEnded(producerStatus({ ...live.last, producer: 'ended' })[0]);
+  const [text, kind] = producerStatus({ ...live.last, producer: 'ended' });
+  if (fromEvents || !live.source) {
+    stopLive();
+  } else {
+    const source = live.source;
+    setTimeout(() => { if (live.source === source) stopLive(); }, 10000);
+  }
+  if (controls.live) controls.liveEnded(text);
+  else if (fromEvents) controls.setLiveStatus(text, kind);
   refreshAsset(id);
 }
 

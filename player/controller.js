@@ -24,6 +24,8 @@ function hlsScriptSettled() {
   });
 }
 const MAX_NETWORK_RETRIES = 5;
+// dash.js error codes of failed downloads: manifest, sidx, media segment, init segment
+const DASH_DOWNLOAD_ERRORS = new Set([25, 26, 27, 28]);
 const MEDIA_RECOVERY_WINDOW_MS = 3000;
 
 export class PlayerController extends EventTarget {
@@ -229,20 +231,14 @@ export class PlayerController extends EventTarget {
       const p = this.hls.liveSyncPosition;
       return Number.isFinite(p) ? p : null;
     }
+    // dash.js and Safari: the end of what can be seeked to is the live edge.
+    const s = this.video.seekable;
+    if (!s.length || !(this.dash || this.engine === 'native')) return null;
+    let delay = 3;
     if (this.dash) {
-      try {
-        if (!this.dash.isDynamic()) return null;
-        const behind = this.dash.getCurrentLiveLatency() - this.dash.getTargetLiveDelay();
-        return Number.isFinite(behind) ? this.video.currentTime + behind : null;
-      } catch {
-        return null;
-      }
+      try { delay = this.dash.getTargetLiveDelay() || 0; } catch { return null; }
     }
-    if (this.engine === 'native') {
-      const s = this.video.seekable;
-      return s.length ? Math.max(s.start(s.length - 1), s.end(s.length - 1) - 3) : null;
-    }
-    return null;
+    return Math.max(s.start(s.length - 1), s.end(s.length - 1) - delay);
   }
 
   /** Seek to the live sync position. */
@@ -294,9 +290,22 @@ export class PlayerController extends EventTarget {
     });
     player.on(E.ERROR, (e) => {
       const err = e.error || {};
+      // A live stream's download error (dash.js has retried already): load the MPD again
+      // from the playhead, a few times. When the stream has just ended, dash.js may have
+      // asked for a segment after the last one before it saw the static MPD.
+      if (live && DASH_DOWNLOAD_ERRORS.has(err.code) && this._networkRetries < MAX_NETWORK_RETRIES) {
+        const delay = Math.min(8000, 500 * 2 ** this._networkRetries);
+        this._networkRetries += 1;
+        if (this.live) this._notice(`Network problem, retrying (${this._networkRetries}/${MAX_NETWORK_RETRIES})…`);
+        const at = this.video.currentTime;
+        clearTimeout(this._retryTimer);
+        this._retryTimer = setTimeout(() => { if (this.dash === player) player.attachSource(asset.dash, at); }, delay);
+        return;
+      }
       this._fatal('dash', `Playback failed: ${err.message || 'the DASH stream could not be played'}.`, String(err.code ?? ''));
     });
     if (live) {
+      player.on(E.FRAGMENT_LOADING_COMPLETED, () => { this._networkRetries = 0; });
       // The MPD turns static when the stream ends.
       player.on(E.MANIFEST_LOADED, (e) => {
         if (e.data && e.data.type === 'static') this._liveEnded();

@@ -275,7 +275,10 @@ export class Controls {
 
   _duration() {
     const d = this.video.duration;
-    return Number.isFinite(d) && d > 0 ? d : this.duration;
+    if (Number.isFinite(d) && d > 0) return d;
+    // A live stream whose engine says Infinity (dash.js, Safari): what can be seeked to.
+    const s = d === Infinity ? this.video.seekable : null;
+    return s?.length ? s.end(s.length - 1) : this.duration;
   }
 
   _setPlaying(playing) {
