@@ -115,9 +115,13 @@ def _part_line(r: Rendition, number: int, index: int, ticks: int) -> str:
 
 
 def media_playlist(track: LiveTrack, timing: LiveTiming, *,
-                   reports: Iterable[tuple[str, LiveTrack]] = (), skip: bool = False) -> str:
+                   reports: Iterable[tuple[str, LiveTrack]] = (), skip: bool = False,
+                   parts_per_segment: int | None = None) -> str:
     """The live media playlist of `track`; `reports` are (relative URI, track) of the
-    other renditions; `skip` asks for a delta update (_HLS_skip=YES)."""
+    other renditions; `skip` asks for a delta update (_HLS_skip=YES). With
+    `parts_per_segment`, a segment in progress that already holds all its parts (it is
+    about to be closed) makes the preload hint name the next segment's first part, not a
+    part that will never exist."""
     r = track.rendition
     segs = r.segments
     first = segs[0].number if segs else 1
@@ -162,6 +166,8 @@ def media_playlist(track: LiveTrack, timing: LiveTiming, *,
     number = track.next_number
     lines += [_part_line(r, number, k, d) for k, d in enumerate(track.open_parts)]
     nxt = len(track.open_parts)
+    if parts_per_segment is not None and nxt >= parts_per_segment:
+        number, nxt = number + 1, 0
     lines.append(f'{tags.PRELOAD_HINT}:TYPE=PART,URI="{part_uri(number, nxt)}"')
     for uri, other in reports:
         last = other.last_msn_part

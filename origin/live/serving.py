@@ -64,7 +64,7 @@ class LiveServing:
                      rel: str) -> web.StreamResponse | None:
         """The response for `rel` of a live asset, or None to serve it from the store."""
         if stream.state == "ready":
-            return None  # sealed: the store holds the VOD form of everything
+            return self._after_end(request, stream, rel)
         if rel == layout.MASTER:
             return self._text(request, self.registry.master_text(stream.version),
                               PLAYLIST_TYPE, self._cc(stream, 0.5))
@@ -91,6 +91,23 @@ class LiveServing:
         if sm := _SEGMENT.fullmatch(name):
             return await self._segment(request, stream, index, int(sm.group(1)))
         return None
+
+    def _after_end(self, request: web.Request, stream: LiveStream,
+                   rel: str) -> web.StreamResponse | None:
+        """Sealed: the store holds the VOD form of everything. A segment past the end
+        (a DASH client computing the next one from the clock before it rereads the MPD)
+        is a 404 that no cache keeps, so its retry sees the static MPD instead."""
+        m = _RENDITION_FILE.fullmatch(rel)
+        if m is None or m.group(1) != stream.version:
+            return None
+        st = next((st for st in stream.rungs_state if st.rung_id == m.group(2)), None)
+        found = _SEGMENT.fullmatch(m.group(3)) or _PART.fullmatch(m.group(3))
+        if st is None or found is None or int(found.group(1)) < st.next_number:
+            return None
+        resp = json_error(404, "the stream has ended: this segment will never exist")
+        resp.headers[h.CACHE_CONTROL] = h.NO_STORE
+        self.cors.apply(request, resp)
+        return resp
 
     # --- playlists ---------------------------------------------------------------------
 
@@ -139,7 +156,8 @@ class LiveServing:
         for j, other in enumerate(stream.rungs_state):
             if j != index:
                 reports.append((f"../{other.rung_id}/{layout.MEDIA_PLAYLIST}", stream.track(j)))
-        return media_playlist(track, stream.timing(), reports=reports, skip=skip)
+        return media_playlist(track, stream.timing(), reports=reports, skip=skip,
+                              parts_per_segment=stream.plan.parts_per_segment)
 
     def _playlist_response(self, request: web.Request, stream: LiveStream, index: int,
                            skip: bool, cache_control: str) -> web.Response:
@@ -219,8 +237,11 @@ class LiveServing:
         """A segment still being produced goes out part by part as the parts land
         (chunked transfer: low-latency DASH); a completed one comes from the store."""
         st = stream.rungs_state[index]
-        if number < st.next_number or number > st.next_number + 1:
+        if number < st.next_number:
             return None
+        if number > st.next_number + 1:
+            return self._error(request, stream, 404, "that segment is not being produced "
+                               "yet (check the clock: GET /v1/time)", 0.5)
         if request.headers.get(h.RANGE) or request.method == "HEAD":
             return None  # ranges of a segment in progress make no sense; the store 404s
         per = stream.plan.parts_per_segment

@@ -36,7 +36,7 @@ log = logging.getLogger("sori.live")
 # Container and coding overhead over the nominal AAC bitrate, for BANDWIDTH while live
 # (the real peak replaces it at sealing): ADTS-free CMAF costs ~100 bytes per part.
 _BANDWIDTH_HEADROOM = 1.3
-LINGER = 10.0  # seconds a sealed stream stays registered, for requests in flight
+LINGER = 30.0  # seconds a sealed stream stays registered, for requests in flight
 
 
 def owner_id() -> str:
