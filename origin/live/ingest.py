@@ -114,9 +114,18 @@ async def chunk(request: web.Request) -> web.Response:
     limit = stream.cfg.max_chunk_bytes
     if request.content_length is not None and request.content_length > limit:
         return json_error(413, f"chunk over live.max_chunk_bytes ({limit} bytes)")
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        return json_error(413, f"chunk over live.max_chunk_bytes ({limit} bytes)")
+    # The whole body, to its end: content.read(n) returns what has arrived so far, which
+    # took a chunk cut short by a disconnect (or split across reads) as if it were whole.
+    body = bytearray()
+    try:
+        async for piece in request.content.iter_any():
+            body += piece
+            if len(body) > limit:
+                return json_error(413, f"chunk over live.max_chunk_bytes ({limit} bytes)")
+    except ConnectionError:
+        # The producer went away mid-chunk: nothing of it is taken; it resends the seq.
+        raise InvalidInput(f"chunk {seq}: the connection was lost before its end") from None
+    data = bytes(body)
     try:
         taken = await request.app[LIVE_KEY].append(stream, seq, data)
     except SeqGap as gap:
