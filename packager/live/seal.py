@@ -16,22 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from manifests import dash, hls, layout
+from manifests import boxes, dash, hls, layout
 from manifests.llhls import sealed_media_playlist
 from manifests.model import Presentation
 from packager import process, readback, record
-from packager.audio import ffmpeg_args
+from packager.audio import aac_cmaf, ffmpeg_args
 from packager.errors import PackagerError
 from storage.base import Store
 from storage.content_types import content_type_for
 
 _PART = re.compile(r"seg_(\d{5})\.(\d+)\.m4s")
 _SEGMENT = re.compile(r"seg_(\d{5})\.m4s")
+# A silent AAC-LC raw frame (no ADTS header) by channel count, at any sample rate: the
+# frames hls.js pads gaps with.
+_SILENT_FRAME = {1: bytes([0x00, 0xC8, 0x00, 0x80, 0x23, 0x80]),
+                 2: bytes([0x21, 0x00, 0x49, 0x90, 0x02, 0x19, 0x00, 0x23, 0x80])}
 
 
 async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
@@ -129,6 +135,8 @@ async def fetch_spool(store: Store, rec: dict[str, Any], spool: Path) -> float:
             joined = b"".join([await store.get(layout.key(
                 asset_id, f"{rel_dir}/{layout.part_name(complete + 1, k)}"))
                 for k in range(common)])
+            joined = _pad_tail((d / layout.INIT).read_bytes(), joined,
+                               0.25 * float(rec["live"]["target_duration"]))
             (d / layout.segment_name(complete + 1)).write_bytes(joined)
             await store.put_bytes(layout.key(asset_id, f"{rel_dir}/"
                                              f"{layout.segment_name(complete + 1)}"),
@@ -136,3 +144,21 @@ async def fetch_spool(store: Store, rec: dict[str, Any], spool: Path) -> float:
     if complete == 0 and not common:
         raise PackagerError("no audio was published before the origin stopped")
     return seconds
+
+
+def _pad_tail(init: bytes, joined: bytes, min_seconds: float) -> bytes:
+    """The last segment a recovery joined from the parts it found, lengthened with silent
+    AAC frames to `min_seconds` (a quarter of the target, as the end of a stream pads it):
+    a sealed asset has no near-empty trailing segment (CONTRACT section 5). The parts'
+    bytes are kept as they were published; one chunk (moof + mdat) of silence follows."""
+    track = boxes.parse_init(init)
+    frags = boxes.parse_fragments(joined, track.defaults)
+    have = sum(f.duration for f in frags)
+    frames = math.ceil((min_seconds * track.timescale - have) / aac_cmaf.SAMPLES_PER_FRAME)
+    silent = _SILENT_FRAME.get(track.channels)
+    if frames <= 0 or not frags or silent is None:
+        return joined
+    last = frags[-1]
+    sequence = struct.unpack_from(">I", joined, last.offset + 20)[0] + 1  # moof/mfhd
+    return joined + aac_cmaf.media_segment(sequence, last.base_decode_time + last.duration,
+                                           [silent] * frames, styp=False)
