@@ -16,7 +16,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from manifests import layout
 from manifests.dash_live import live_mpd
@@ -259,28 +259,34 @@ class LiveServing:
             h.CACHE_CONTROL: h.IMMUTABLE})
         self.cors.apply(request, resp)
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        request[STREAMING] = True
         sent = 0
-        k = 0
-        while True:
-            rel = st.part_rel(number, k)
-            data = st.recent.get(rel)
-            if data is not None:
-                await resp.write(data)
-                sent += len(data)
-                k += 1
-                if _segment_done(stream, index, number, k):
+        try:
+            await resp.prepare(request)
+            request[STREAMING] = True
+            k = 0
+            while True:
+                rel = st.part_rel(number, k)
+                data = st.recent.get(rel)
+                if data is not None:
+                    await resp.write(data)
+                    sent += len(data)
+                    k += 1
+                    if _segment_done(stream, index, number, k):
+                        break
+                    continue
+                if _segment_done(stream, index, number, k) or stream.state == "failed":
                     break
-                continue
-            if _segment_done(stream, index, number, k) or stream.state == "failed":
-                break
-            if not await stream.wait_change(3 * stream.plan.target_duration):
-                raise ConnectionResetError("the live segment stopped growing")
-            if stream.ended.is_set() and st.recent.get(st.part_rel(number, k)) is None:
-                break
+                if not await stream.wait_change(3 * stream.plan.target_duration):
+                    raise ConnectionResetError("the live segment stopped growing")
+                if stream.ended.is_set() and st.recent.get(st.part_rel(number, k)) is None:
+                    break
+            await resp.write_eof()
+        except ClientConnectionResetError:
+            # The client left (an ABR switch, a seek, its own timeout): routine for a
+            # segment that takes a segment's duration to send, so no error and no
+            # traceback; aiohttp closes the connection when it finds it closing.
+            pass
         request[BYTES_SENT] = sent
-        await resp.write_eof()
         return resp
 
 
