@@ -85,6 +85,8 @@ class Observed:
     reloads: list[Reload] = field(default_factory=list)
     plain: list[Fetched] = field(default_factory=list)
     errors: dict[str, Fetched] = field(default_factory=dict)
+    ahead: Fetched | None = None  # a blocking reload for last+2
+    ahead_msn: int = 0
     master: Fetched | None = None
     mpd: Fetched | None = None
     utc: Fetched | None = None
@@ -180,10 +182,16 @@ async def _probes(http: LiveHttp, obs: Observed) -> None:
     for _ in range(6):
         await asyncio.sleep(0.45)
         obs.plain.append(await http.get(path))
-    last = parse_media(obs.plain[-1].text)
     obs.errors["part without msn"] = await http.get(path, params={"_HLS_part": "0"})
-    obs.errors["msn beyond last+2"] = await http.get(
-        path, params={"_HLS_msn": str(last.last_msn + 3), "_HLS_part": "0"})
+    for _ in range(3):  # the live edge must not move between the three requests
+        before = parse_media((await http.get(path)).text).last_msn
+        res = await http.get(path, params={"_HLS_msn": str(before + 3), "_HLS_part": "0"})
+        if parse_media((await http.get(path)).text).last_msn == before:
+            break
+    obs.errors["msn beyond last+2"] = res
+    # last+2 is still allowed: held until that segment has its first part
+    obs.ahead = await http.get(path, params={"_HLS_msn": str(before + 2), "_HLS_part": "0"})
+    obs.ahead_msn = before + 2
     obs.errors["msn not a number"] = await http.get(path, params={"_HLS_msn": "x"})
     obs.master = await http.get(f"/assets/{obs.asset_id}/master.m3u8")
     obs.mpd = await http.get(f"/assets/{obs.asset_id}/manifest.mpd")
@@ -316,6 +324,10 @@ def test_reload_errors_and_plain_gets(live: Observed) -> None:
         assert max_age(res.headers["Cache-Control"]) <= 4 * TARGET, (name, res.headers)
     for name in ("part without msn", "msn beyond last+2"):  # errors of blocking requests
         assert live.errors[name].headers["Cache-Control"] == BLOCKING_ERROR_CC, name
+    assert live.ahead is not None and live.ahead.status == 200, live.ahead
+    ahead = check_live_media(live.ahead.text, target_duration=TARGET, audio=True)
+    assert ahead.progress > (live.ahead_msn, 0), (live.ahead_msn, ahead.progress)
+    assert live.ahead.held > 0.5, live.ahead.held  # it waited for a segment to start
     # a plain GET never blocks: answered at once, with what is published
     assert len(live.plain) == 6
     for res in live.plain:
