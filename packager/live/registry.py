@@ -202,9 +202,10 @@ class LiveRegistry:
         rec = self.records[stream.asset_id]
         rec["live"] = dict(rec["live"], start=stream.start)
         silence = stream.silence_frames / stream._rate if stream._rate else 0.0
+        padding = stream.padding_frames / stream._rate if stream._rate else 0.0
         try:
             new = await seal.seal(self.store, rec, stream.spool, reason=reason,
-                                  silence_seconds=silence,
+                                  silence_seconds=silence, padding_seconds=padding,
                                   download_rendition=self.cfg.packager.download_rendition)
         except BaseException:
             stream.state = "failed"

@@ -41,7 +41,8 @@ _SILENT_FRAME = {1: bytes([0x00, 0xC8, 0x00, 0x80, 0x23, 0x80]),
 
 
 async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
-               silence_seconds: float, download_rendition: str) -> dict[str, Any]:
+               silence_seconds: float, download_rendition: str,
+               padding_seconds: float = 0.0) -> dict[str, Any]:
     """Publish the VOD form of the live asset whose init and segments are in `spool/<rung>/`;
     returns the new record."""
     asset_id = rec["id"]
@@ -82,7 +83,8 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
     extra = {k: v for k, v in rec.items() if k in ("access",)}
     live_info = dict(live)
     live_info.update(sealed=record.now_rfc3339(), reason=reason,
-                     silence_seconds=round(silence_seconds, 3))
+                     silence_seconds=round(silence_seconds, 3),
+                     end_padding_seconds=round(padding_seconds, 3))
     extra["live"] = live_info
     extra["silence_inserted"] = round(silence_seconds, 3)
     new = record.build(p, version=version, title=rec.get("title", asset_id),

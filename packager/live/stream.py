@@ -87,7 +87,8 @@ class LiveStream:
         self.created = time.time()
         self.last_audio = time.monotonic()
         self.fed_frames = 0  # PCM frames written to the encoder
-        self.silence_frames = 0
+        self.silence_frames = 0  # inserted while the producer lagged
+        self.padding_frames = 0  # added at the end (the last segment's minimum, flushing)
         self.published_parts = 0
         self.error: str | None = None
         self.rungs_state = [
@@ -277,7 +278,7 @@ class LiveStream:
                 await self._feed(np.frombuffer(data[:whole], dtype="<f4"), speech=True)
         await dec.wait()
 
-    async def _feed(self, samples: np.ndarray, *, speech: bool) -> None:
+    async def _feed(self, samples: np.ndarray, *, speech: bool, padding: bool = False) -> None:
         """Write float samples (interleaved) to the encoder, levelled when speech."""
         async with self._lock:
             if self._encoder is None:
@@ -291,6 +292,8 @@ class LiveStream:
                 self.producer = "speaking"
                 if self._audio_zero is None:
                     self._audio_zero = time.time()
+            elif padding:
+                self.padding_frames += frames
             else:
                 self.silence_frames += frames
             self.fed_frames += frames
@@ -304,9 +307,10 @@ class LiveStream:
                 self.error = (f"the stream is over packager.max_duration "
                               f"({self.pcfg.max_duration:.0f} s)")
 
-    async def _silence(self, frames: int) -> None:
+    async def _silence(self, frames: int, *, padding: bool = False) -> None:
         if frames > 0:
-            await self._feed(np.zeros(frames * self._channels, dtype=np.float32), speech=False)
+            await self._feed(np.zeros(frames * self._channels, dtype=np.float32), speech=False,
+                             padding=padding)
 
     # --- the clock: silence when the producer lags, timeout when it is gone -------------
 
@@ -473,7 +477,8 @@ class LiveStream:
             end_part = max(end_part, seg_first + min(need, plan.parts_per_segment))
             self._end_part = end_part
             tail = float(plan.part) * end_part + 3 * 1024 / min(r.sample_rate for r in self.rungs)
-            await self._silence(int(math.ceil((tail - self.media_seconds) * self._rate)))
+            await self._silence(int(math.ceil((tail - self.media_seconds) * self._rate)),
+                                padding=True)
             await self._encoder.close_input()
             for t in self._tasks:
                 if t.get_name().startswith("live-rung"):
