@@ -36,6 +36,10 @@ log = logging.getLogger("sori.live")
 # Container and coding overhead over the nominal AAC bitrate, for BANDWIDTH while live
 # (the real peak replaces it at sealing): ADTS-free CMAF costs ~100 bytes per part.
 _BANDWIDTH_HEADROOM = 1.3
+# Keys of the streams that are live (one empty object each), so a starting origin finds
+# what a stopped one left live in one listing; never an asset (ids start with a letter
+# or digit), so never listed or served.
+MARKERS = ".live/"
 LINGER = 30.0  # seconds a sealed stream stays registered, for requests in flight
 
 
@@ -115,6 +119,7 @@ class LiveRegistry:
                                 self.cfg.live, self.cfg.packager, self._on_seal)
             await stream.open()
             rec = self._record(stream, title or asset_id, fmt, access)
+            await self._mark(asset_id)
             await self.store.put_bytes(layout.key(asset_id, layout.MASTER),
                                        self.master_text(version).encode(),
                                        "application/vnd.apple.mpegurl")
@@ -213,6 +218,7 @@ class LiveRegistry:
             stream._wake()
             raise
         self.records[stream.asset_id] = new
+        await self._unmark(stream.asset_id)
         stream.state = "ready"
         stream.ended.set()
         stream._wake()
@@ -238,18 +244,23 @@ class LiveRegistry:
         with contextlib.suppress(Exception):
             await self.store.delete(layout.key(stream.asset_id, layout.RECORD))
             await self.store.delete_prefix(f"{stream.asset_id}/")
+        await self._unmark(stream.asset_id)
         stream.cleanup()
 
     # --- start-up and shutdown ---------------------------------------------------------
 
     async def recover(self) -> list[str]:
-        """Seal every asset the store still says is live (its origin stopped)."""
+        """Seal every stream the store still says is live whose producing process is gone.
+        Each live stream leaves a marker under MARKERS while it is live, so this is one
+        listing, not a read of every record."""
         sealed = []
-        for asset_id in await self.store.list_dirs(""):
+        for key in await self.store.list(MARKERS):
+            asset_id = key[len(MARKERS):]
             if not layout.is_valid_asset_id(asset_id) or asset_id in self.streams:
                 continue
             rec = await publish.read_record(self.store, asset_id)
             if rec is None or rec.get("state") != "live":
+                await self._unmark(asset_id)  # sealed or deleted meanwhile
                 continue
             if not owner_gone(str((rec.get("live") or {}).get("owner", ""))):
                 continue  # another process on this machine is producing it
@@ -259,6 +270,13 @@ class LiveRegistry:
             except Exception as e:  # one bad asset must not stop the origin
                 log.error("live %s: could not be sealed after a restart: %s", asset_id, e)
         return sealed
+
+    async def _mark(self, asset_id: str) -> None:
+        await self.store.put_bytes(f"{MARKERS}{asset_id}", owner_id().encode(), "text/plain")
+
+    async def _unmark(self, asset_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.delete(f"{MARKERS}{asset_id}")
 
     async def recover_one(self, rec: dict[str, Any]) -> dict[str, Any]:
         asset_id = rec["id"]
@@ -270,6 +288,7 @@ class LiveRegistry:
                 log.warning("live %s: nothing was published; removing it", asset_id)
                 await self.store.delete(layout.key(asset_id, layout.RECORD))
                 await self.store.delete_prefix(f"{asset_id}/")
+                await self._unmark(asset_id)
                 raise
             live = dict(rec.get("live", {}))
             if live.get("start") is None:
@@ -278,6 +297,7 @@ class LiveRegistry:
             new = await seal.seal(self.store, rec, spool, reason="recovered",
                                   silence_seconds=0.0,
                                   download_rendition=self.cfg.packager.download_rendition)
+        await self._unmark(asset_id)
         log.info("live %s: sealed after a restart, %.1f s", asset_id, new["duration"])
         return new
 

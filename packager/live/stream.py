@@ -334,7 +334,9 @@ class LiveStream:
             # Counted from the first audio the encoder got, not the first byte: a decoder
             # still starting (MP3, Opus, AAC) is not a producer falling behind.
             behind = (time.time() - self._audio_zero) - self.media_seconds
-            if behind > self.cfg.silence_after:
+            # Once paused, the silence keeps pace with the clock at every tick (parts come
+            # at an even cadence), rather than in steps of `silence_after`.
+            if behind > self.cfg.silence_after or (self.producer == "paused" and behind > 0):
                 self.producer = "paused"
                 await self._silence(int(behind * self._rate))
 
