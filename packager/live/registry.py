@@ -234,7 +234,7 @@ class LiveRegistry:
 
     async def discard(self, stream: LiveStream) -> None:
         """A stream that never carried audio leaves nothing behind."""
-        if stream.state == "live":
+        if stream.state in ("live", "failed"):
             await stream.abort()
         stream.state = "failed"
         stream.ended.set()

@@ -502,6 +502,11 @@ class LiveStream:
         for t in self._tasks:
             with contextlib.suppress(BaseException):
                 await t
+        for proc in (self._encoder, self._decoder):
+            if proc is not None and proc.proc is not None:
+                with contextlib.suppress(BaseException):
+                    async with asyncio.timeout(5):
+                        await proc.proc.wait()  # reaped, so no transport is left behind
         self.ended.set()
         self._wake()
 
