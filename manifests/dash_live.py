@@ -34,6 +34,24 @@ class LiveRepresentation:
     dir: str  # rendition directory relative to the asset root
 
 
+def _timeline(parent: ET.Element, spans: list[tuple[int, int]]) -> None:
+    """S elements, runs of equal durations folded into @r (ISO/IEC 23009-1 §5.3.9.6)."""
+    tl = ET.SubElement(parent, "SegmentTimeline")
+    run: ET.Element | None = None
+    expected: int | None = None
+    last = -1
+    for t, d in spans:
+        if run is not None and t == expected and d == last:
+            run.set("r", str(int(run.get("r", "0")) + 1))
+        else:
+            run = ET.SubElement(tl, "S")
+            if t != expected:
+                run.set("t", str(t))
+            run.set("d", str(d))
+            last = d
+        expected = t + d
+
+
 def _xs_datetime(epoch: float) -> str:
     t = dt.datetime.fromtimestamp(epoch, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
@@ -41,16 +59,24 @@ def _xs_datetime(epoch: float) -> str:
 
 def live_mpd(reps: Iterable[LiveRepresentation], *, start: float, published: float,
              segment: float, part: float, latency_target: float, utc_url: str,
-             title: str = "") -> str:
+             title: str = "",
+             timelines: dict[str, list[tuple[int, int]]] | None = None) -> str:
     """A dynamic MPD; `start` is the wall clock of media time 0 (availabilityStartTime),
-    `segment` and `part` the nominal durations in seconds."""
+    `segment` and `part` the nominal durations in seconds. With `timelines` (representation
+    id -> (start, duration) ticks of every segment so far, the one in progress and the next
+    one nominally), segments are listed in a SegmentTimeline, as the MPD the stream is sealed
+    into lists them, so a player that keeps its segment index across the update from
+    dynamic to static (Shaka) finds the same kind of index; otherwise $Number$ with
+    @duration."""
     root = ET.Element("MPD", {
         "xmlns": NS,
         "profiles": LL_PROFILE,
         "type": "dynamic",
         "availabilityStartTime": _xs_datetime(start),
         "publishTime": _xs_datetime(published),
-        "minimumUpdatePeriod": iso_duration(segment),
+        # with a timeline the client learns of each next segment from an update: twice a
+        # segment; with @duration it computes them and updates only to see the end
+        "minimumUpdatePeriod": iso_duration(segment / 2 if timelines is not None else segment),
         "timeShiftBufferDepth": "PT4H",
         "maxSegmentDuration": iso_duration(segment + part),
         "minBufferTime": iso_duration(part * 2),
@@ -76,15 +102,18 @@ def live_mpd(reps: Iterable[LiveRepresentation], *, start: float, published: flo
         })
         ET.SubElement(rep, "AudioChannelConfiguration", {
             "schemeIdUri": CHANNEL_SCHEME, "value": str(r.channels)})
-        ET.SubElement(rep, "SegmentTemplate", {
+        tpl = ET.SubElement(rep, "SegmentTemplate", {
             "timescale": str(r.sample_rate),
             "initialization": f"{r.dir}/{layout.INIT}",
             "media": f"{r.dir}/{layout.SEGMENT_TEMPLATE}",
             "startNumber": "1",
-            "duration": str(round(segment * r.sample_rate)),
             "availabilityTimeOffset": f"{segment - part:.3f}",
             "availabilityTimeComplete": "false",
         })
+        if timelines is None:
+            tpl.set("duration", str(round(segment * r.sample_rate)))
+        else:
+            _timeline(tpl, timelines.get(r.id, []))
     ET.SubElement(root, "UTCTiming", {"schemeIdUri": UTC_SCHEME, "value": utc_url})
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

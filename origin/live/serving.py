@@ -28,9 +28,12 @@ from origin.representation import accepts_gzip, compress
 from storage.content_types import content_type_for
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from origin.cors import CorsPolicy
     from packager.live.registry import LiveRegistry
     from packager.live.stream import LiveStream
+    from packager.live.track import RungState
 
 _RENDITION_FILE = re.compile(r"v/([0-9a-z]{1,40})/([A-Za-z0-9_-]{1,32})/(.+)")
 _PART = re.compile(r"seg_(\d{5})\.(\d+)\.m4s")
@@ -194,11 +197,13 @@ class LiveServing:
         plan = stream.plan
         start = stream.start if stream.start is not None else stream.created
         rec = self.registry.records.get(stream.asset_id, {})
+        timelines = {st.rung_id: _spans(st, plan.segment) for st in stream.rungs_state}
         return live_mpd(self.registry.representations(stream.version), start=start,
                         published=time.time(), segment=float(plan.segment),
                         part=float(plan.part),
                         latency_target=float(plan.part_target) * 3 + float(plan.part),
-                        utc_url=f"{base}/v1/time", title=str(rec.get("title", "")))
+                        utc_url=f"{base}/v1/time", title=str(rec.get("title", "")),
+                        timelines=timelines)
 
     # --- parts and the segment in progress ---------------------------------------------
 
@@ -288,6 +293,16 @@ class LiveServing:
             pass
         request[BYTES_SENT] = sent
         return resp
+
+
+def _spans(st: RungState, segment: Fraction) -> list[tuple[int, int]]:
+    """(start, duration) ticks of a rung's completed segments, then the one in progress
+    and the next, at the nominal duration (their real cut is within half a frame of it)."""
+    spans = [(s.start, s.duration) for s in st.segments]
+    nominal = round(segment * st.rate)
+    t = st.segments[-1].start + st.segments[-1].duration if st.segments else 0
+    spans += [(t, nominal), (t + nominal, nominal)]
+    return spans
 
 
 def _segment_done(stream: LiveStream, index: int, number: int, parts_sent: int) -> bool:

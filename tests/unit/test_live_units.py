@@ -192,6 +192,22 @@ def test_dynamic_mpd_validates(dash_xsd: etree.XMLSchema) -> None:
     assert doc.get("type") == "dynamic"
 
 
+def test_dynamic_mpd_with_a_timeline_validates(dash_xsd: etree.XMLSchema) -> None:
+    spans = [(0, 40960), (40960, 40960), (81920, 40970), (122890, 40960), (163850, 40960)]
+    text = live_mpd([LiveRepresentation("low", 90000, "mp4a.40.2", 22050, 2, "v/a/low")],
+                    start=1.8e9, published=1.8e9 + 3, segment=1.857, part=0.232,
+                    latency_target=1.0, utc_url="http://127.0.0.1:8080/v1/time",
+                    timelines={"low": spans})
+    doc = etree.fromstring(text.encode())
+    assert dash_xsd.validate(doc), dash_xsd.error_log
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    s_elems = doc.findall(".//d:SegmentTimeline/d:S", ns)
+    # runs folded: 2 x 40960, then 40970, then 2 x 40960
+    assert [(e.get("t"), e.get("d"), e.get("r")) for e in s_elems] == [
+        ("0", "40960", "1"), (None, "40970", None), (None, "40960", "1")]
+    assert doc.find(".//d:SegmentTemplate", ns).get("duration") is None
+
+
 @pytest.fixture(scope="module")
 def dash_xsd() -> etree.XMLSchema:
     from pathlib import Path
