@@ -1,13 +1,14 @@
 """The dynamic MPD of a live asset: low-latency DASH over the same CMAF parts and segments.
 
-Segments are addressed by $Number$ with a nominal @duration (DASH-IF IOP low-latency
-profile): a client computes from the wall clock which segment is being produced and
-asks for it `availabilityTimeOffset` early, when its first part exists; the origin sends
-that segment with chunked transfer as its parts land (availabilityTimeComplete=false).
-Real cuts are within half an AAC frame of the nominal grid, and tfdt carries the exact
-times. UTCTiming points at the origin's clock; ServiceDescription states the latency
-the stream is built for. When the stream ends the MPD becomes the static one of
-manifests.dash (SegmentTimeline), as for any packaged asset.
+Segments are listed in a SegmentTimeline (addressed by $Number$): every completed one with
+its measured duration, then the one being produced and the next at the nominal duration.
+A client asks for the one in progress `availabilityTimeOffset` early, when its first part
+exists, and the origin sends it with chunked transfer as its parts land
+(availabilityTimeComplete=false); an update every half segment tells it of the next.
+This is the kind of index the sealed (static) MPD has, so players that keep their index
+across MPD updates (Shaka) take the end of the stream. UTCTiming points at the origin's
+clock; ServiceDescription states the latency the stream is built for. When the stream
+ends the MPD becomes the static one of manifests.dash, as for any packaged asset.
 """
 
 from __future__ import annotations
