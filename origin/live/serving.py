@@ -28,9 +28,8 @@ from origin.representation import accepts_gzip, compress
 from storage.content_types import content_type_for
 
 if TYPE_CHECKING:
-    from fractions import Fraction
-
     from origin.cors import CorsPolicy
+    from packager.live.plan import LivePlan
     from packager.live.registry import LiveRegistry
     from packager.live.stream import LiveStream
     from packager.live.track import RungState
@@ -142,16 +141,24 @@ class LiveServing:
                     return self._error(request, stream, 503, "the requested part did not "
                                        "appear within three target durations", 4)
                 await stream.wait_change(left)
-        elif not stream.published_parts and not stream.ended.is_set():
-            # Before the first part the playlist would be empty, which players take as
-            # an error and retry after a delay; give the first word a moment to land.
-            await stream.wait_change(stream.plan.target_duration)
+        elif not st.segments and not stream.ended.is_set():
+            # Before the first whole segment (the first part: packager.live.plan) the
+            # playlist holds no segment, which players take as an error and retry a second
+            # or two later; the first word is a fraction of a second away: wait for it.
+            deadline = time.monotonic() + stream.plan.target_duration
+            while not st.segments and not stream.ended.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                await stream.wait_change(left)
         if stream.state == "ready":
             return None
         if stream.ended.is_set() and stream.state != "live":
             return self._error(request, stream, 503, "the stream is being sealed", 1)
-        return self._playlist_response(request, stream, index, skip,
-                                       self._cc(stream, 6 if blocking else 0.5))
+        # a playlist without a segment must not linger in any cache
+        cache_control = ("no-cache" if not st.segments
+                         else self._cc(stream, 6 if blocking else 0.5))
+        return self._playlist_response(request, stream, index, skip, cache_control)
 
     def _render(self, stream: LiveStream, index: int, skip: bool) -> str:
         track = stream.track(index)
@@ -160,7 +167,7 @@ class LiveServing:
             if j != index:
                 reports.append((f"../{other.rung_id}/{layout.MEDIA_PLAYLIST}", stream.track(j)))
         return media_playlist(track, stream.timing(), reports=reports, skip=skip,
-                              parts_per_segment=stream.plan.parts_per_segment)
+                              parts_per_segment=stream.plan.parts_in(track.next_number))
 
     def _playlist_response(self, request: web.Request, stream: LiveStream, index: int,
                            skip: bool, cache_control: str) -> web.Response:
@@ -197,7 +204,7 @@ class LiveServing:
         plan = stream.plan
         start = stream.start if stream.start is not None else stream.created
         rec = self.registry.records.get(stream.asset_id, {})
-        timelines = {st.rung_id: _spans(st, plan.segment) for st in stream.rungs_state}
+        timelines = {st.rung_id: _spans(st, plan) for st in stream.rungs_state}
         return live_mpd(self.registry.representations(stream.version), start=start,
                         published=time.time(), segment=float(plan.segment),
                         part=float(plan.part),
@@ -210,9 +217,9 @@ class LiveServing:
     async def _part(self, request: web.Request, stream: LiveStream, index: int, rel: str,
                     number: int, k: int) -> web.StreamResponse | None:
         st = stream.rungs_state[index]
-        if k >= stream.plan.parts_per_segment:
+        if k >= stream.plan.parts_in(number):
             return None  # no such part: the store answers 404
-        wanted = (number - 1) * stream.plan.parts_per_segment + k
+        wanted = stream.plan.first_part_of(number) + k
         if wanted >= stream.published_parts:
             # A preload hint (or a player a little ahead): wait for the part to exist,
             # then send it at link speed. Further than the next segment is a 404.
@@ -249,8 +256,7 @@ class LiveServing:
                                "yet (check the clock: GET /v1/time)", 0.5)
         if request.headers.get(h.RANGE) or request.method == "HEAD":
             return None  # ranges of a segment in progress make no sense; the store 404s
-        per = stream.plan.parts_per_segment
-        first = (number - 1) * per
+        first = stream.plan.first_part_of(number)
         deadline = time.monotonic() + 3 * stream.plan.target_duration + stream.plan.segment
         while stream.published_parts <= first and not stream.ended.is_set():
             left = deadline - time.monotonic()
@@ -295,13 +301,15 @@ class LiveServing:
         return resp
 
 
-def _spans(st: RungState, segment: Fraction) -> list[tuple[int, int]]:
+def _spans(st: RungState, plan: LivePlan) -> list[tuple[int, int]]:
     """(start, duration) ticks of a rung's completed segments, then the one in progress
     and the next, at the nominal duration (their real cut is within half a frame of it)."""
     spans = [(s.start, s.duration) for s in st.segments]
-    nominal = round(segment * st.rate)
     t = st.segments[-1].start + st.segments[-1].duration if st.segments else 0
-    spans += [(t, nominal), (t + nominal, nominal)]
+    for number in (st.next_number, st.next_number + 1):
+        nominal = round(plan.nominal_segment(number) * st.rate)
+        spans.append((t, nominal))
+        t += nominal
     return spans
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 SAMPLES_PER_FRAME = 1024
 MIN_PART_SHARE = Fraction(85, 100)
@@ -45,21 +46,25 @@ class LivePlan:
     rates: tuple[int, ...]
     part: Fraction  # nominal part duration, seconds
     parts_per_segment: int
+    # The first segment is this many parts: a player joining at the start needs one whole
+    # segment in the playlist (hls.js refuses a playlist of parts alone, then retries a
+    # second later), so the first word is a whole segment as soon as its first part is.
+    first_parts: int = 1
 
-    @property
+    @cached_property
     def segment(self) -> Fraction:
         return self.part * self.parts_per_segment
 
-    @property
+    @cached_property
     def part_target(self) -> Fraction:
         """PART-TARGET: the longest part any rung can have."""
         return max(_longest(self.part, r) for r in self.rates)
 
-    @property
+    @cached_property
     def shortest_part(self) -> Fraction:
         return min(_shortest(self.part, r) for r in self.rates)
 
-    @property
+    @cached_property
     def target_duration(self) -> int:
         """EXT-X-TARGETDURATION: ceiling of the longest segment any rung can have."""
         longest = max(_longest(self.segment, r) for r in self.rates)
@@ -73,14 +78,29 @@ class LivePlan:
         """Nominal (start, end) media seconds of global part `index`."""
         return self.part * index, self.part * (index + 1)
 
+    def parts_in(self, number: int) -> int:
+        """How many parts segment `number` (1-based) has."""
+        return self.first_parts if number == 1 else self.parts_per_segment
+
+    def first_part_of(self, number: int) -> int:
+        """Global index of the first part of segment `number`."""
+        if number <= 1:
+            return 0
+        return self.first_parts + (number - 2) * self.parts_per_segment
+
     def locate(self, index: int) -> tuple[int, int]:
         """(segment number, 1-based; part index within it, 0-based) of global part `index`."""
-        seg, k = divmod(index, self.parts_per_segment)
-        return seg + 1, k
+        if index < self.first_parts:
+            return 1, index
+        seg, k = divmod(index - self.first_parts, self.parts_per_segment)
+        return seg + 2, k
+
+    def nominal_segment(self, number: int) -> Fraction:
+        return self.part * self.parts_in(number)
 
 
 def make_plan(rates: list[int] | tuple[int, ...], part_hint: float,
-              segment_hint: float) -> LivePlan:
+              segment_hint: float, first_parts: int = 1) -> LivePlan:
     """The plan for these sample rates, nearest the hints that satisfies the rules."""
     if not rates:
         raise PlanError("no rungs")
@@ -104,4 +124,4 @@ def make_plan(rates: list[int] | tuple[int, ...], part_hint: float,
     if per_segment < 2:
         raise PlanError(f"live.segment_duration {segment_hint} s holds fewer than two parts "
                         f"of {float(part):.3f} s")
-    return LivePlan(tuple(rates), part, per_segment)
+    return LivePlan(tuple(rates), part, per_segment, min(first_parts, per_segment))

@@ -383,7 +383,7 @@ class LiveStream:
         model: a playlist never lists, and a blocking reload is never answered for, a part
         whose bytes are not in the store yet."""
         number, k = self.plan.locate(index)
-        last_of_segment = (k == self.plan.parts_per_segment - 1
+        last_of_segment = (k == self.plan.parts_in(number) - 1
                            or (self._end_part is not None and index == self._end_part - 1))
         made: list[tuple[RungState, str, bytes, int, int]] = []
         for st, (_idx, start_frame, frames) in zip(self.rungs_state, batch, strict=True):
@@ -474,9 +474,10 @@ class LiveStream:
             # every rung's last part completes: pad silence past the chosen end.
             plan = self.plan
             end_part = max(1, math.ceil(self.media_seconds / float(plan.part) - 1e-9))
-            seg_first = ((end_part - 1) // plan.parts_per_segment) * plan.parts_per_segment
+            last_number = plan.locate(end_part - 1)[0]
+            seg_first = plan.first_part_of(last_number)
             need = math.ceil(0.25 * plan.target_duration / float(plan.part) - 1e-9)
-            end_part = max(end_part, seg_first + min(need, plan.parts_per_segment))
+            end_part = max(end_part, seg_first + min(need, plan.parts_in(last_number)))
             self._end_part = end_part
             tail = float(plan.part) * end_part + 3 * 1024 / min(r.sample_rate for r in self.rungs)
             await self._silence(int(math.ceil((tail - self.media_seconds) * self._rate)),

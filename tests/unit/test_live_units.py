@@ -56,8 +56,15 @@ def test_default_plan() -> None:
     plan = make_plan([22050, 44100, 48000], 0.25, 2.0)
     assert plan.target_duration == 2
     assert 0.2 < float(plan.part) < 0.26
+    # the first segment is one part (a player joining needs a whole segment at once)
+    assert plan.first_parts == 1 and plan.parts_in(1) == 1
     assert plan.locate(0) == (1, 0)
-    assert plan.locate(plan.parts_per_segment) == (2, 0)
+    assert plan.locate(1) == (2, 0)
+    assert plan.locate(plan.parts_per_segment) == (2, plan.parts_per_segment - 1)
+    assert plan.locate(1 + plan.parts_per_segment) == (3, 0)
+    for index in range(100):
+        number, k = plan.locate(index)
+        assert plan.first_part_of(number) + k == index and k < plan.parts_in(number)
 
 
 def test_formats() -> None:
