@@ -70,6 +70,7 @@ bench: install-test
 	$(BIN)/python -m bench.package_video
 	$(BIN)/python -m bench.origin
 	$(BIN)/python -m bench.startup
+	$(BIN)/python -m bench.live
 
 clean:
 	rm -rf $(VENV) var player/node_modules tests/e2e/node_modules
