@@ -98,17 +98,30 @@ def _serve_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-c", SERVE_CODE], env=env,
                             stderr=subprocess.PIPE, cwd=REPO)
     deadline = time.monotonic() + 20
+    workers = int(env.get("SORI_ORIGIN_WORKERS", "1"))
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{env['SORI_ORIGIN_PORT']}/healthz",
                                         timeout=2) as r:
                 assert r.status == 200
+            # With several workers, the first one up answers /healthz while the others may
+            # still be starting: wait until /metrics (merged from every live worker's
+            # snapshot) shows them all, so the test's requests can reach any of them.
+            if workers <= 1 or len(_workers_in_metrics(env["SORI_ORIGIN_PORT"])) >= workers:
                 return proc
+            raise ConnectionRefusedError("not every worker is up yet")
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 raise
             time.sleep(0.1)
+
+
+def _workers_in_metrics(port: str) -> set[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        body = r.read().decode()
+    return {s.labels["worker"] for fam in text_string_to_metric_families(body)
+            for s in fam.samples if "worker" in s.labels}
 
 
 @contextlib.contextmanager
