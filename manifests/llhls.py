@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from manifests import layout, tags
 from manifests.hls import format_duration
+from manifests.hls import media_playlist as media_playlist_vod
 from manifests.model import Rendition
 
 LIVE_VERSION = 9  # EXT-X-SKIP (delta updates) needs version 9 (§7)
@@ -181,23 +182,12 @@ def media_playlist(track: LiveTrack, timing: LiveTiming, *,
 
 
 def sealed_media_playlist(r: Rendition, target: int, start: float) -> str:
-    """The playlist a live rendition ends as: an ordinary VOD playlist (CONTRACT §5) that
-    keeps its EXT-X-PROGRAM-DATE-TIME and the target duration it had while live."""
-    lines = [
-        tags.EXTM3U,
-        f"{tags.VERSION}:{tags.PLAYLIST_VERSION}",
-        f"{tags.TARGETDURATION}:{target}",
-        f"{tags.MEDIA_SEQUENCE}:{r.segments[0].number if r.segments else 1}",
-        f"{tags.PLAYLIST_TYPE}:VOD",
-        tags.INDEPENDENT_SEGMENTS,
-        f'{tags.MAP}:URI="{layout.INIT}"',
-        f"{tags.PROGRAM_DATE_TIME}:{format_pdt(start)}",
-    ]
-    for s in r.segments:
-        lines.append(f"{tags.EXTINF}:{format_duration(r.seconds(s.duration))},")
-        lines.append(layout.segment_name(s.number))
-    lines.append(tags.ENDLIST)
-    return "\n".join(lines) + "\n"
+    """The playlist a live rendition ends as: the ordinary VOD playlist (CONTRACT §5), with
+    the target duration it had while live and its EXT-X-PROGRAM-DATE-TIME kept."""
+    lines = media_playlist_vod(r, target=target).split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith(tags.MAP)) + 1
+    lines.insert(at, f"{tags.PROGRAM_DATE_TIME}:{format_pdt(start)}")
+    return "\n".join(lines)
 
 
 def live_multivariant(variants: Iterable[tuple[str, int, str]]) -> str:

@@ -85,20 +85,56 @@ async def _stderr_lines(stream: asyncio.StreamReader, into: list[str]) -> None:
             into.append(line.decode("utf-8", "replace").rstrip())
 
 
-class LiveEncoder:
+class _Pipeline:
+    """An ffmpeg fed on stdin: writes wait while its pipe is full (backpressure), its error
+    lines are kept, and it can be ended (input closed), waited for, or killed."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.errors: list[str] = []
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    def _follow_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        self._stderr_task = asyncio.create_task(_stderr_lines(self.proc.stderr, self.errors))
+
+    async def write(self, data: bytes) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    async def close_input(self) -> None:
+        """End of input: ffmpeg flushes what it holds and exits."""
+        if self.proc is not None and self.proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, BrokenPipeError):
+                self.proc.stdin.close()
+                await self.proc.stdin.wait_closed()
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if self._stderr_task is not None:
+            await self._stderr_task
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+class LiveEncoder(_Pipeline):
     """One ffmpeg encoding every rung; `frames(i)` yields rung i's ADTS frames."""
 
     def __init__(self, rate: int, channels: int, rungs: Sequence[AudioRung], aac_coder: str,
                  true_peak: float | None) -> None:
+        super().__init__()
         self.rate = rate
         self.channels = channels
         self.rungs = list(rungs)
         self.aac_coder = aac_coder
         self.true_peak = true_peak
-        self.proc: asyncio.subprocess.Process | None = None
         self.readers: list[asyncio.StreamReader] = []
-        self.errors: list[str] = []
-        self._stderr_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -117,21 +153,7 @@ class LiveEncoder:
             protocol = asyncio.StreamReaderProtocol(reader)
             await loop.connect_read_pipe(_factory(protocol), os.fdopen(r, "rb", buffering=0))
             self.readers.append(reader)
-        assert self.proc.stderr is not None
-        self._stderr_task = asyncio.create_task(_stderr_lines(self.proc.stderr, self.errors))
-
-    async def write(self, data: bytes) -> None:
-        """Send float PCM; waits while the encoder's pipe is full (backpressure)."""
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
-
-    async def close_input(self) -> None:
-        """End of input: the encoder flushes its last frames and exits."""
-        if self.proc is not None and self.proc.stdin is not None:
-            with contextlib.suppress(ConnectionError, BrokenPipeError):
-                self.proc.stdin.close()
-                await self.proc.stdin.wait_closed()
+        self._follow_stderr()
 
     async def frames(self, index: int
                      ) -> AsyncIterator[list[tuple[aac_cmaf.AdtsConfig, bytes]]]:
@@ -151,59 +173,21 @@ class LiveEncoder:
             if out:
                 yield out
 
-    async def wait(self) -> int:
-        assert self.proc is not None
-        code = await self.proc.wait()
-        if self._stderr_task is not None:
-            await self._stderr_task
-        return code
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-
-
-class LiveDecoder:
+class LiveDecoder(_Pipeline):
     """One ffmpeg decoding a compressed stream to float PCM (DECODED_RATE, stereo)."""
 
     def __init__(self, codec: str) -> None:
+        super().__init__()
         self.codec = codec
-        self.proc: asyncio.subprocess.Process | None = None
-        self.errors: list[str] = []
-        self._stderr_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             *decoder_args(self.codec), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        assert self.proc.stderr is not None
-        self._stderr_task = asyncio.create_task(_stderr_lines(self.proc.stderr, self.errors))
-
-    async def write(self, data: bytes) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
-
-    async def close_input(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
-            with contextlib.suppress(ConnectionError, BrokenPipeError):
-                self.proc.stdin.close()
-                await self.proc.stdin.wait_closed()
+        self._follow_stderr()
 
     async def output(self) -> AsyncIterator[bytes]:
         assert self.proc is not None and self.proc.stdout is not None
         while chunk := await self.proc.stdout.read(64 * 1024):
             yield chunk
-
-    async def wait(self) -> int:
-        assert self.proc is not None
-        code = await self.proc.wait()
-        if self._stderr_task is not None:
-            await self._stderr_task
-        return code
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
