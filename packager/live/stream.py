@@ -183,10 +183,10 @@ class LiveStream:
                     return False
                 if seq > self.expected_seq:
                     raise SeqGap(self.expected_seq)
+            if self.error:  # first: it says why the stream is ending
+                raise InvalidInput(self.error)
             if self.state != "live" or self._closing:
                 raise StreamClosed(f"live stream {self.asset_id!r} has ended")
-            if self.error:
-                raise InvalidInput(self.error)
             if len(data) > self.cfg.max_chunk_bytes:
                 raise InvalidInput(f"chunk of {len(data)} bytes is over live.max_chunk_bytes "
                                    f"({self.cfg.max_chunk_bytes})")
