@@ -120,10 +120,6 @@ def _public(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
     return with_public_url(rec, request.app[CONFIG_KEY].origin.public_url)
 
 
-def _live_registry(request: web.Request) -> Any:
-    return request.app.get(LIVE_KEY)
-
-
 def _download_key(asset_id: str, rec: dict[str, Any]) -> str:
     if rec.get("state") == "live":
         raise StillLive(f"asset {asset_id!r} is live: its download exists once the "
@@ -196,9 +192,9 @@ async def delete_asset(request: web.Request) -> web.Response:
     asset_id = _asset_id(request)
     store = request.app[STORE_KEY]
     _refuse_if_busy(request.app[JOBS_KEY], asset_id)
-    live = _live_registry(request)
+    live = request.app.get(LIVE_KEY)
     stream = live.get(asset_id) if live is not None else None
-    if stream is not None:
+    if live is not None and stream is not None:
         await live.discard(stream)
     prefix = f"{asset_id}/"
     keys = await store.list(prefix)

@@ -98,10 +98,9 @@ async def create(request: web.Request) -> web.Response:
     if request.app[JOBS_KEY].active_for(asset_id) is not None:
         raise AssetExists(f"asset {asset_id!r} is being packaged")
     registry = request.app[LIVE_KEY]
-    rec = await registry.create(asset_id, title=title, fmt=fmt, access=access)
+    await registry.create(asset_id, title=title, fmt=fmt, access=access)
     resp = json_response(_public(request, registry.record_of(registry.streams[asset_id])), 201)
     resp.headers["Location"] = f"/v1/assets/{asset_id}"
-    del rec
     return resp
 
 

@@ -194,11 +194,16 @@ class LiveRegistry:
         never carried audio (the asset is then removed)."""
         try:
             await stream.end(reason=reason)
-        except InvalidInput:
+        except InvalidInput:  # no audio ever: nothing to keep
             await self.discard(stream)
             raise
         except PackagerError:
-            await self.discard(stream)
+            # Sealing failed: what was published stays where it is (the store still says
+            # live, its marker too), for the next origin to start to seal it (`recover`).
+            log.error("live %s: could not be sealed; left for the next start", stream.asset_id)
+            if self.streams.get(stream.asset_id) is stream:
+                del self.streams[stream.asset_id]
+            stream.cleanup()
             raise
         return self.records[stream.asset_id]
 
