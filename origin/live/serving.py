@@ -12,18 +12,21 @@ segments immutable; the multivariant playlist and the MPD half a target duration
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientConnectionResetError, web
+from aiohttp import ClientConnectionResetError, HttpVersion11, web
 
 from manifests import layout
 from manifests.dash_live import live_mpd
 from manifests.llhls import media_playlist
 from origin import headers as h
 from origin.errors import json_error
+from origin.fast_lane import HttpDate, wire_headers
 from origin.keys import BYTES_SENT, STREAMING
+from origin.live.parking import GONE, ORDINARY, TIMED_OUT, Key, Sent, StreamLot, Waiter
 from origin.representation import accepts_gzip, compress
 from storage.content_types import content_type_for
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 _RENDITION_FILE = re.compile(r"v/([0-9a-z]{1,40})/([A-Za-z0-9_-]{1,32})/(.+)")
 _PART = re.compile(r"seg_(\d{5})\.(\d+)\.m4s")
 _SEGMENT = re.compile(r"seg_(\d{5})\.m4s")
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MPD_TYPE = "application/dash+xml"
 
@@ -47,6 +51,8 @@ class LiveServing:
         self.cors = cors
         self.public_url = public_url.rstrip("/")
         self._gz: dict[tuple[str, int, bool], tuple[int, bytes]] = {}
+        self._lots: dict[LiveStream, StreamLot] = {}  # blocking reloads parked, by stream
+        self._date = HttpDate()
 
     def _cc(self, stream: LiveStream, factor: float) -> str:
         seconds = max(1, int(stream.plan.target_duration * factor))
@@ -134,13 +140,15 @@ class LiveServing:
                 return self._error(request, stream, 400,
                                    f"_HLS_msn={msn} is too far ahead of the live edge "
                                    f"(last {last})", 4)
-            deadline = time.monotonic() + 3 * stream.plan.target_duration
-            while not (stream.ended.is_set() or _has(stream, index, msn, part)):
-                left = deadline - time.monotonic()
-                if left <= 0:
+            if not (stream.ended.is_set() or _has(stream, index, msn, part)):
+                outcome = await self._park(request, stream, (index, msn, part), skip)
+                if outcome >= 0 or outcome == GONE:
+                    request[BYTES_SENT] = max(0, outcome)
+                    return Sent()
+                if outcome == TIMED_OUT or not (stream.ended.is_set()
+                                                or _has(stream, index, msn, part)):
                     return self._error(request, stream, 503, "the requested part did not "
                                        "appear within three target durations", 4)
-                await stream.wait_change(left)
         elif not st.segments and not stream.ended.is_set():
             # Before the first whole segment (the first part: packager.live.plan) the
             # playlist holds no segment, which players take as an error and retry a second
@@ -159,6 +167,65 @@ class LiveServing:
         cache_control = ("no-cache" if not st.segments
                          else self._cc(stream, 6 if blocking else 0.5))
         return self._playlist_response(request, stream, index, skip, cache_control)
+
+    async def _park(self, request: web.Request, stream: LiveStream, key: Key,
+                    skip: bool) -> int:
+        """Wait (parked: origin.live.parking) for the part `key` asks for, up to three
+        target durations; the body bytes written for it, or GONE, TIMED_OUT, ORDINARY."""
+        lot = self._lots.get(stream)
+        if lot is None:
+            lot = self._lots[stream] = StreamLot(stream, self._release, self._idle)
+        gz = accepts_gzip(request.headers.get(h.ACCEPT_ENCODING))
+        origin = (self.cors.allow_origin(request.headers.get(h.ORIGIN)) if self.cors.enabled
+                  else None)
+        direct = (request.method == "GET" and request.version == HttpVersion11
+                  and request.keep_alive)
+        deadline = asyncio.get_running_loop().time() + 3 * stream.plan.target_duration
+        waiter = lot.park(request, key, (skip, gz, origin), direct, deadline)
+        try:
+            return await waiter.future
+        finally:
+            if not waiter.future.done():  # the handler was cancelled
+                lot.drop(key, waiter, GONE)
+
+    def _idle(self, lot: StreamLot) -> None:
+        if self._lots.get(lot.stream) is lot:
+            del self._lots[lot.stream]
+
+    def _release(self, stream: LiveStream, index: int, waiters: list[Waiter]) -> None:
+        """Answer the parked requests a part satisfies: each variant's response (status
+        line, headers, body) is made once, then written to every waiting connection in
+        one pass; the handlers resume afterwards, only to be counted and logged."""
+        st = stream.rungs_state[index]
+        cache_control = "no-cache" if not st.segments else self._cc(stream, 6)
+        wires: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+        results: list[int] = []
+        for w in waiters:
+            if not w.direct:
+                results.append(ORDINARY)
+                continue
+            transport = w.request.transport
+            if transport is None or transport.is_closing():
+                results.append(GONE)
+                continue
+            wire = wires.get(w.variant)
+            if wire is None:
+                wire = wires[w.variant] = self._wire(w.request, stream, index, w.variant[0],
+                                                     cache_control)
+            transport.write(wire[0])
+            results.append(wire[1])
+        for w, result in zip(waiters, results, strict=True):
+            w.settle(result)
+
+    def _wire(self, request: web.Request, stream: LiveStream, index: int, skip: bool,
+              cache_control: str) -> tuple[bytes, int]:
+        """The 200 `_playlist_response` makes for `request`, as bytes on the wire."""
+        resp = self._playlist_response(request, stream, index, skip, cache_control)
+        body = resp.body
+        assert isinstance(body, bytes)
+        fields = {k: v for k, v in resp.headers.items() if k != h.CONTENT_LENGTH}
+        return b"".join((_STATUS_200, self._date.line(), wire_headers(fields, len(body)),
+                         b"\r\n", body)), len(body)
 
     def _render(self, stream: LiveStream, index: int, skip: bool) -> str:
         track = stream.track(index)
