@@ -36,11 +36,12 @@ from manifests import layout
 from origin import headers as h
 from origin import sse, uploads
 from origin.app import MEDIA_KEY
+from origin.auth import holds_write_key
 from origin.errors import json_error, register_error
 from origin.job_board import JobBoard
 from origin.jobs import AssetBusy, JobManager
-from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, LIVE_KEY, STORE_KEY, STREAMING
-from origin.media import MediaHandler
+from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY, STREAMING
+from origin.media import MediaHandler, is_private_record
 from origin.metrics import metrics_of
 from packager.errors import InvalidInput
 from packager.live.registry import StillLive
@@ -147,6 +148,8 @@ async def list_assets(request: web.Request) -> web.Response:
             return await read_record(store, asset_id)
 
     records = [r for r in await asyncio.gather(*(one(i) for i in ids)) if r is not None]
+    if not holds_write_key(request):
+        records = [r for r in records if not is_private_record(r)]
     records.sort(key=lambda r: str(r.get("id", "")))
     records.sort(key=lambda r: str(r.get("created", "")), reverse=True)
     return json_response({"assets": [_public(request, r) for r in records]})
@@ -154,7 +157,17 @@ async def list_assets(request: web.Request) -> web.Response:
 
 async def get_asset(request: web.Request) -> web.Response:
     asset_id = _asset_id(request)
-    return json_response(_public(request, await _record(request, asset_id)))
+    return json_response(_public(request, await _readable_record(request, asset_id)))
+
+
+async def _readable_record(request: web.Request, asset_id: str) -> dict[str, Any]:
+    """The record, if this request may read it: a private one needs a write key (else it
+    is answered as unknown, so that its existence does not show)."""
+    rec = await _record(request, asset_id)
+    if is_private_record(rec) and not holds_write_key(request):
+        raise NotFound(f"no asset {asset_id!r} (a private asset's record needs a write key)")
+    return rec
+
 
 
 async def upload_asset(request: web.Request) -> web.Response:
@@ -216,10 +229,19 @@ async def download(request: web.Request) -> web.StreamResponse:
     HEAD and streaming behave exactly as for `/assets/...`; only Content-Disposition
     is added (in `_add_disposition`)."""
     asset_id = _asset_id(request)
-    key = _download_key(asset_id, await _record(request, asset_id))
-    request[_DISPOSITION] = attachment_disposition(_download_name(asset_id, key))
+    rec = await _record(request, asset_id)
     media: MediaHandler = request.app[MEDIA_KEY]
+    grant = None
+    if is_private_record(rec):
+        admitted = media.guard.admit(request, asset_id, request.query.get("token"))
+        if isinstance(admitted, web.Response):
+            return admitted
+        grant = request[GRANT] = admitted
+    key = _download_key(asset_id, rec)
+    request[_DISPOSITION] = attachment_disposition(_download_name(asset_id, key))
     media_request = request.clone(rel_url=URL.build(path=f"/assets/{key}", encoded=True))
+    if grant is not None:
+        media_request[GRANT] = grant
     try:
         return await media.handle(media_request)
     finally:
@@ -240,7 +262,7 @@ async def _add_disposition(request: web.Request, resp: web.StreamResponse) -> No
 
 async def presigned_url(request: web.Request) -> web.Response:
     asset_id = _asset_id(request)
-    key = _download_key(asset_id, await _record(request, asset_id))
+    key = _download_key(asset_id, await _readable_record(request, asset_id))
     expires = request.app[CONFIG_KEY].security.presign_expiry
     try:
         url = await request.app[STORE_KEY].presign(key, expires, _download_name(asset_id, key))

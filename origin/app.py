@@ -42,7 +42,7 @@ MEDIA_KEY = web.AppKey("sori.media", MediaHandler)
 ACCESS_LOG_KEY = web.AppKey("sori.access_log", AccessLog)
 
 # Modules written alongside this one that register their own routes via setup(app).
-OPTIONAL_MODULES = ("origin.api", "origin.pages", "origin.live")
+OPTIONAL_MODULES = ("origin.api", "origin.pages", "origin.live", "origin.access.routes")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

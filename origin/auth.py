@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 
 from origin.errors import json_error
+from origin.keys import CONFIG_KEY
 
 WRITE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 REALM = 'Bearer realm="sori"'
@@ -75,3 +76,9 @@ def check(request: web.BaseRequest, keys: tuple[str, ...], *,
     if not key_matches(token, keys):
         return _unauthorized("invalid API key", "invalid_token")
     return None
+
+
+def holds_write_key(request: web.Request) -> bool:
+    """The request carries a valid write key, or no key is configured (reading private
+    records and minting playback URLs ask for the same as writing)."""
+    return check(request, request.app[CONFIG_KEY].security.api_keys, write=True) is None

@@ -127,8 +127,11 @@ class Lane:
         rep = self.media.cache.get(key)  # only checked keys are cached
         if rep is None or rep.body is None:
             return None
-        if not self.media.trusted(key.partition("/")[0]):
-            return None  # an asset this worker has not looked up: origin.media does
+        asset_id = key.partition("/")[0]
+        if not self.media.trusted(asset_id) or self.media.is_private(asset_id):
+            # An asset this worker has not looked up, or a private one (its token is
+            # checked there): origin.media does.
+            return None
         if rep.compressible and "accept-encoding" in fields:
             return None  # gzip or identity: a negotiation, left to origin.media
         if not self.media.cors.any_origin and "origin" in fields:

@@ -19,3 +19,5 @@ LIVE_KEY: web.AppKey[Any] = web.AppKey("sori.live", object)
 CACHE_RESULT = web.RequestKey("sori.cache", str)  # "hit" / "miss" for media requests
 BYTES_SENT = web.RequestKey("sori.bytes", int)  # body bytes sent, when the handler streamed
 STREAMING = web.RequestKey("sori.streaming", bool)  # on the wire: errors can only abort it
+# The grant of the signed URL that admitted a request for a private asset (signing.tokens).
+GRANT: web.RequestKey[Any] = web.RequestKey("sori.grant", object)

@@ -21,16 +21,19 @@ from aiohttp import web
 
 from manifests import layout
 from origin import headers as h
+from origin.access.guard import AccessGuard
 from origin.cache_policy import CachePolicy, ObjectClass, classify
 from origin.conditional import Outcome, evaluate, if_range_allows
 from origin.cors import CorsPolicy
 from origin.errors import json_error
-from origin.keys import BYTES_SENT, CACHE_RESULT, STREAMING
+from origin.keys import BYTES_SENT, CACHE_RESULT, GRANT, STREAMING
 from origin.metrics import Metrics
 from origin.object_cache import LruDict, ObjectCache, SingleFlight
 from origin.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from origin.representation import Representation, accepts_gzip, compress
+from packager.publish import read_record
 from settings import Config
+from signing.urls import split_token
 from storage.base import Store, check_key
 from storage.errors import InvalidKey, NotFound, StoreUnavailable
 
@@ -46,6 +49,18 @@ ALIVE_FOR = 2.0
 SENDFILE_MIN = 64 * 1024  # smaller uncached objects are cheaper to stream than to sendfile
 _NOT_MODIFIED_DROP = (h.CONTENT_TYPE, h.CONTENT_ENCODING, h.ACCEPT_RANGES)
 _LOAD_ATTEMPTS = 3
+
+
+def split_media_path(raw_path: str) -> tuple[str, str | None, str]:
+    """(asset id, the token of a signed URL or None, path relative to the asset) from the
+    undecoded request path, checked as parse_media_path checks it (signing.urls says
+    where a token travels)."""
+    if not raw_path.startswith(PREFIX):
+        raise NotFound("not a media path")
+    asset_id, sep, rest = raw_path[len(PREFIX):].partition("/")
+    token, rel = split_token(rest)
+    key, rel = parse_media_path(f"{PREFIX}{asset_id}{sep}{rel}")
+    return asset_id, token, rel
 
 
 def parse_media_path(raw_path: str) -> tuple[str, str]:
@@ -125,7 +140,9 @@ class MediaHandler:
                                                               cfg.origin.cache_object_max)
         self.stats: LruDict[Representation] = LruDict(STAT_CACHE_ENTRIES)
         self.flight: SingleFlight[Representation] = SingleFlight()
-        self.alive: LruDict[float] = LruDict(STAT_CACHE_ENTRIES)  # asset id -> trusted until
+        # asset id -> (trusted until, private): what the asset's record said when last read
+        self.alive: LruDict[tuple[float, bool]] = LruDict(STAT_CACHE_ENTRIES)
+        self.guard = AccessGuard(cfg)
         self._checks: SingleFlight[None] = SingleFlight()
         self.entry_ttl = self.policy.entry_ttl()
         # The stores time out on their own (storage.timeout); this is the backstop.
@@ -145,22 +162,33 @@ class MediaHandler:
         if rep is not None and not self.trusted(asset_id := key.partition("/")[0]):
             await self.confirm(asset_id)
             rep = self.cache.get(key)  # gone if the asset was found deleted
-        if rep is not None:
+        if rep is not None and not self.is_private(key.partition("/")[0]):
             request[CACHE_RESULT] = "hit"
             self.metrics.cache_hits.inc()
             return self._from_memory(request, rep)
-        key, rel = parse_media_path(raw_path)
+        asset_id, token, rel = split_media_path(raw_path)
+        key = layout.key(asset_id, rel)
+        await self.confirm(asset_id)
+        if self.is_private(asset_id) and request.get(GRANT) is None:
+            admitted = self.guard.admit(request, asset_id, token)
+            if isinstance(admitted, web.Response):
+                return admitted
+            request[GRANT] = admitted
         if self.live is not None:
-            stream = self.live.get(key.partition("/")[0])
+            stream = self.live.get(asset_id)
             if stream is not None:
                 answer: web.StreamResponse | None = await self.live_serving.answer(
                     request, stream, rel)
                 if answer is not None:
                     return answer
-        await self.confirm(key.partition("/")[0])
         ocls = classify(rel)
         if ocls is ObjectClass.NOT_SERVED:
             raise NotFound("no such object")
+        rep = self.cache.get(key)
+        if rep is not None:
+            request[CACHE_RESULT] = "hit"
+            self.metrics.cache_hits.inc()
+            return self._from_memory(request, rep)
         request[CACHE_RESULT] = "miss"
         self.metrics.cache_misses.inc()
         rep = self.stats.get(key) if ocls is ObjectClass.IMMUTABLE else None
@@ -176,13 +204,23 @@ class MediaHandler:
         """True while the asset's record was seen in the store within ALIVE_FOR; when that
         has lapsed for an asset seen before, a look in the background is started and the
         answer is still True (stale-while-revalidate: a request never waits for it)."""
-        until = self.alive.get(asset_id)
-        if until is None:
+        state = self.alive.get(asset_id)
+        if state is None:
             return False
-        if until <= time.monotonic() and asset_id not in self._checks:
+        if state[0] <= time.monotonic() and asset_id not in self._checks:
             task = asyncio.ensure_future(self._checks.run(asset_id, lambda: self._look(asset_id)))
             task.add_done_callback(_consume)
         return True
+
+    def is_private(self, asset_id: str) -> bool:
+        """What the asset's record said when last read (False for one never read)."""
+        state = self.alive.get(asset_id)
+        return state is not None and state[1]
+
+    def note_access(self, asset_id: str, private: bool) -> None:
+        """This worker changed the asset's access: it holds at once here (other workers
+        read it from the record within ALIVE_FOR)."""
+        self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, private))
 
     async def confirm(self, asset_id: str) -> None:
         """For an asset not seen before: raise NotFound (and forget what is cached of it)
@@ -193,17 +231,23 @@ class MediaHandler:
             await self._checks.run(asset_id, lambda: self._look(asset_id))
 
     async def _look(self, asset_id: str) -> None:
+        previous = self.alive.get(asset_id)
         try:
-            with self.metrics.time_store("stat"):
+            with self.metrics.time_store("get"):
                 async with asyncio.timeout(self.timeout):
-                    await self.store.stat(layout.key(asset_id, layout.RECORD))
-        except NotFound:
-            self.forget(asset_id)
-            raise NotFound("no such asset") from None
+                    rec = await read_record(self.store, asset_id)
         except (StoreUnavailable, TimeoutError) as e:
+            if previous is None:
+                # Whether it exists and who may see it are both unknown: 503, not a guess.
+                raise StoreUnavailable(f"cannot read the record of {asset_id!r}: {e}") from e
             log.warning("asset %s: cannot check its record (%s); serving what memory holds",
                         asset_id, e)
-        self.alive.put(asset_id, time.monotonic() + ALIVE_FOR)
+            self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, previous[1]))
+            return
+        if rec is None:
+            self.forget(asset_id)
+            raise NotFound("no such asset")
+        self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, is_private_record(rec)))
 
     def forget(self, asset_id: str) -> None:
         """Drop everything this worker holds of `asset_id`."""
@@ -383,6 +427,11 @@ class MediaHandler:
 
     def preflight(self, request: web.Request) -> web.Response:
         return self.cors.preflight(request)
+
+
+def is_private_record(rec: dict[str, Any]) -> bool:
+    """Only "public" is public: a record with any other access value is kept private."""
+    return bool(rec.get("access", "public") != "public")
 
 
 def _consume(task: asyncio.Future[None]) -> None:

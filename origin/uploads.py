@@ -2,8 +2,9 @@
 
 Two forms (CONTRACT §4 `POST /v1/assets`):
 
-- a raw body, the media itself, with `?id=&title=&kind=` in the query;
-- `multipart/form-data` with a `file` part and optional `id`, `title`, `kind` fields
+- a raw body, the media itself, with `?id=&title=&kind=&access=` in the query;
+- `multipart/form-data` with a `file` part and optional `id`, `title`, `kind`, `access`
+  fields
   (the query may carry them too; a form field wins).
 
 The body is never held in memory: it goes to disk in chunks as it arrives, in a
@@ -35,7 +36,7 @@ from packager.pipeline import default_asset_id
 WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write in a worker thread
 MULTIPART_SLACK = 64 * 1024  # boundaries and small fields around the file part
 FIELD_MAX = 4096  # bytes of a text field (id, title, kind)
-FIELDS = ("id", "title", "kind")
+FIELDS = ("id", "title", "kind", "access")
 _NAME_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXT_BY_TYPE = {
     "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/vnd.wave": ".wav",
@@ -69,6 +70,7 @@ class Upload:
     title: str | None
     kind: str
     filename: str | None  # as the client named it (multipart), if it did
+    access: str | None = None  # "public" / "private"; None: keep what the asset had
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -87,12 +89,20 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def check_access(access: str) -> str:
+    if access not in ("public", "private"):
+        raise UploadError(f"unknown access {access!r}: use public or private")
+    return access
+
+
 def check_fields(fields: dict[str, str]) -> None:
-    """Refuse a bad id or kind before a byte of the body is read."""
+    """Refuse a bad id, kind or access before a byte of the body is read."""
     if "id" in fields and fields["id"] != "":
         check_id(fields["id"])
     if "kind" in fields and fields["kind"] != "":
         check_kind(fields["kind"])
+    if "access" in fields and fields["access"] != "":
+        check_access(fields["access"])
 
 
 def query_fields(request: web.BaseRequest) -> dict[str, str]:
@@ -132,7 +142,8 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
             default_asset_id(Path(filename)) if filename else f"asset-{secrets.token_hex(4)}")
         title = fields.get("title") or None
         return Upload(directory, path, size, check_id(asset_id), title,
-                      check_kind(fields.get("kind") or "auto"), filename)
+                      check_kind(fields.get("kind") or "auto"), filename,
+                      fields.get("access") or None)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, directory, True)
         raise

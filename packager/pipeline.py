@@ -64,16 +64,25 @@ class _Phases:
 
 async def package(source: Path, store: Store, cfg: PackagerConfig, *,
                   asset_id: str | None = None, title: str | None = None, kind: str = "auto",
+                  access: str | None = None,
                   progress: Progress | None = None, work_root: Path | None = None,
                   ) -> dict[str, Any]:
     """Package `source` into `store`; return the asset record. Raises InvalidInput for bad
-    input (nothing is published), PackagerError for other failures (cleaned up)."""
+    input (nothing is published), PackagerError for other failures (cleaned up).
+
+    `access`: "public" or "private"; None keeps what an asset re-packaged under the same
+    id had (a private asset never turns public by being packaged again), else public."""
     process.require_tools()
     asset_id = check_asset_id(asset_id if asset_id is not None else default_asset_id(source))
     if kind not in ("auto", "audio", "video"):
         raise InvalidInput(f"unknown kind {kind!r}: use auto, audio or video")
+    if access not in (None, "public", "private"):
+        raise InvalidInput(f"unknown access {access!r}: use public or private")
     info = await probe.probe(source, max_duration=cfg.max_duration, kind=kind)
     existing = await publish.read_record(store, asset_id)
+    if access is None:
+        access = "private" if existing and existing.get("access", "public") != "public" \
+            else "public"
     created = existing.get("created", record.now_rfc3339()) if existing else record.now_rfc3339()
     phases = _Phases(progress)
     with tempfile.TemporaryDirectory(prefix="sori-", dir=work_root) as tmp:
@@ -90,7 +99,7 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
                            created=created, download_rel=download_rel, size=size,
                            source={"name": source.name, "format": info.format_name,
                                    "duration": round(source_duration, 3), "size": info.size},
-                           extra=extra)
+                           extra={**extra, "access": access})
         await publish.publish(store, asset_id, version, bundle, rec,
                               keep_versions=cfg.keep_versions,
                               on_progress=phases.phase("publish", _PUBLISH))

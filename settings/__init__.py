@@ -7,8 +7,13 @@ A leaf: standard library only, imported by storage/, packager/, origin/ and sori
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MIN_SECRET = 16
 
 
 class ConfigError(Exception):
@@ -72,6 +77,8 @@ class OriginConfig:
     job_concurrency: int = 1
     upload_dir: str = "var/uploads"
     access_log: bool = True
+    # Peers (addresses or networks) whose X-Forwarded-For names the client: the edge.
+    trusted_proxies: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -85,6 +92,12 @@ class OriginConfig:
         _non_negative("origin.cache_object_max", self.cache_object_max)
         _positive("origin.max_upload_bytes", self.max_upload_bytes)
         _positive("origin.job_concurrency", self.job_concurrency)
+        for i, net in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"origin.trusted_proxies[{i}]: {net!r} is not an address "
+                                  "or network") from None
 
 
 @dataclass(frozen=True)
@@ -162,12 +175,28 @@ class PackagerConfig:
 class SecurityConfig:
     api_keys: tuple[str, ...] = ()
     presign_expiry: int = 3600
+    # {"key-id": "secret"}: playback tokens (signing/); the first signs, every one verifies.
+    signing_keys: dict[str, str] = field(default_factory=dict)
+    playback_ttl: int = 3600  # seconds a signed playback URL lasts unless asked otherwise
+    max_playback_ttl: int = 7 * 24 * 3600
+    token_failures_per_minute: int = 60  # per client address; 0 = no limit
 
     def validate(self) -> None:
         if any(not k.strip() for k in self.api_keys):
             raise ConfigError("security.api_keys: keys must not be blank")
         if not 1 <= self.presign_expiry <= 7 * 24 * 3600:
             raise ConfigError("security.presign_expiry: must be between 1 s and 7 days")
+        for kid, secret in self.signing_keys.items():
+            if not _KEY_ID.fullmatch(kid):
+                raise ConfigError(f"security.signing_keys: key id {kid!r} must be 1-64 "
+                                  "letters, digits, '.', '_' or '-'")
+            if len(secret) < _MIN_SECRET:
+                raise ConfigError(f"security.signing_keys.{kid}: a secret needs at least "
+                                  f"{_MIN_SECRET} characters (try: openssl rand -base64 32)")
+        _positive("security.playback_ttl", self.playback_ttl)
+        if self.max_playback_ttl < self.playback_ttl:
+            raise ConfigError("security.max_playback_ttl: must be at least playback_ttl")
+        _non_negative("security.token_failures_per_minute", self.token_failures_per_minute)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,9 @@ def cmd_package(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         bar, update = _progress_bar()
         try:
             return await package(Path(args.input), store, cfg.packager, asset_id=args.id,
-                                 title=args.title, kind=args.kind, progress=update)
+                                 title=args.title, kind=args.kind,
+                                 access="private" if args.private else None,
+                                 progress=update)
         finally:
             if bar is not None:
                 bar.close()
@@ -67,6 +69,31 @@ def cmd_package(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         print(json.dumps(with_public_url(rec, cfg.origin.public_url), indent=2))
     else:
         print(rec["id"])
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from manifests import layout
+    from sori import access
+
+    if args.prefix is None and not layout.is_valid_asset_id(args.id):
+        return _fail(f"invalid asset id {args.id!r}", EXIT_BAD_INPUT)
+    if not cfg.security.signing_keys:
+        return _fail("no signing key: add one to [security] signing_keys in the config "
+                     "(for example: openssl rand -base64 32)", EXIT_BAD_INPUT)
+    try:
+        if args.prefix is not None:
+            token = access.prefix_token(cfg, args.prefix, ttl=args.ttl, user=args.user,
+                                        client_ip=args.ip)
+            print(json.dumps({"prefix": args.prefix, "token": token,
+                              "hls": f"{cfg.origin.public_url.rstrip('/')}/assets/"
+                                     f"{{id}}/~{token}/master.m3u8"}, indent=2))
+            return EXIT_OK
+        urls = access.playback_urls(cfg, args.id, ttl=args.ttl, user=args.user,
+                                    client_ip=args.ip)
+    except ValueError as e:
+        return _fail(str(e), EXIT_BAD_INPUT)
+    print(json.dumps(urls, indent=2))
     return EXIT_OK
 
 
@@ -237,9 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="asset id (default: from the file name)")
     p.add_argument("--title", help="title (default: the file name)")
     p.add_argument("--kind", choices=("auto", "audio", "video"), default="auto")
+    p.add_argument("--private", action="store_true",
+                   help="playable only through signed URLs (sori sign)")
     p.add_argument("--json", action="store_true", help="print the asset record as JSON")
     p.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_package)
+
+    sg = sub.add_parser("sign", help="print signed playback URLs of a private asset")
+    sg.add_argument("id", nargs="?", default="", help="asset id")
+    sg.add_argument("--ttl", type=int, help="seconds the URLs stay valid "
+                                            "(default: [security] playback_ttl)")
+    sg.add_argument("--user", help="the user the URLs are for (kept in the token)")
+    sg.add_argument("--ip", help="bind the URLs to this client address (IPv6: its /64)")
+    sg.add_argument("--prefix", help="instead of one asset: every asset whose id starts "
+                                     "with PREFIX (prints the token and a URL pattern)")
+    sg.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    sg.set_defaults(func=cmd_sign)
 
     s = sub.add_parser("serve", help="run the origin until SIGINT/SIGTERM")
     s.add_argument("--host")

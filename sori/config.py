@@ -37,6 +37,12 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table")
         return _build(key, tp, value)
+    if origin is dict:
+        (key_tp, value_tp) = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table")
+        return {_coerce(key, key_tp, k): _coerce(f"{key}.{k}", value_tp, v)
+                for k, v in value.items()}
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if not isinstance(value, list | tuple):
@@ -84,9 +90,11 @@ def _env_value(key: str, tp: Any, raw: str) -> Any:
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Sections merge key by key; a value (a table-valued setting too) replaces the file's."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        section = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = {**out[k], **v} if section else v
     return out
 
 

@@ -27,8 +27,11 @@ from aiohttp import WSMsgType, web
 from manifests import layout
 from origin import auth, sse
 from origin import headers as h
+from origin.app import MEDIA_KEY
+from origin.auth import holds_write_key
 from origin.errors import json_error, register_error
-from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STREAMING
+from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STORE_KEY, STREAMING
+from origin.media import is_private_record
 from packager.errors import InvalidInput
 from packager.live import formats
 from packager.live.registry import AssetExists
@@ -205,12 +208,25 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def _refuse_private(request: web.Request, asset_id: str,
+                          rec: dict[str, Any] | None) -> web.Response | None:
+    """A private stream's events need a write key or its signed URL's `?token=`."""
+    rec = rec if rec is not None else await read_record(request.app[STORE_KEY], asset_id)
+    if rec is None or not is_private_record(rec) or holds_write_key(request):
+        return None
+    admitted = request.app[MEDIA_KEY].guard.admit(request, asset_id, request.query.get("token"))
+    return admitted if isinstance(admitted, web.Response) else None
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     asset_id = request.match_info["id"]
     if not layout.is_valid_asset_id(asset_id):
         raise InvalidKey(f"invalid asset id {asset_id!r}")
     registry = request.app[LIVE_KEY]
     stream = registry.get(asset_id)
+    refused = await _refuse_private(request, asset_id, registry.records.get(asset_id))
+    if refused is not None:
+        return refused
     resp = web.StreamResponse(headers={
         h.CONTENT_TYPE: sse.CONTENT_TYPE, h.CACHE_CONTROL: "no-cache",
         "X-Accel-Buffering": "no"})

@@ -62,6 +62,7 @@ class CountingStore:
     calls: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
     stats: list[str] = field(default_factory=list)  # keys stat'ed, in order
+    gets: list[str] = field(default_factory=list)  # keys read whole, in order
 
     @property
     def name(self) -> str:
@@ -78,6 +79,7 @@ class CountingStore:
 
     async def get(self, key: str) -> bytes:
         self._count("get")
+        self.gets.append(key)
         await asyncio.sleep(self.delay)
         return await self.inner.get(key)
 

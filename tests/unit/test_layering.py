@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("settings", "manifests", "storage", "packager", "origin", "sori")
+OURS = ("settings", "manifests", "signing", "storage", "packager", "origin", "sori")
 ALLOWED = {
     "settings": set(),
     "manifests": {"manifests"},
+    "signing": {"signing", "manifests"},
     "storage": {"storage", "settings"},
     "packager": {"packager", "manifests", "storage", "settings"},
-    "origin": {"origin", "packager", "manifests", "storage", "settings"},
+    "origin": {"origin", "packager", "manifests", "signing", "storage", "settings"},
 }
 
 
