@@ -3,7 +3,10 @@
 The encoder reads float PCM on stdin (already levelled), limits true peaks with a 5 ms
 look-ahead limiter, splits once and writes every rung of the ladder as ADTS to its own
 pipe, flushing each packet as it is made, so a part can be cut as soon as its last
-frame exists. The decoder turns MP3, Ogg/Opus or AAC ADTS on stdin into float PCM at a
+frame exists. From a mono source a stereo rung is encoded in mono (at -3 dB, the level
+of each channel when ffmpeg duplicates mono into stereo, so the loudness is the same)
+and its frames are made stereo afterwards (packager.live.upmix): less than half the
+encoder's work for the same two channels. The decoder turns MP3, Ogg/Opus or AAC ADTS on stdin into float PCM at a
 fixed rate on stdout. Both are argument lists run with asyncio, never a shell.
 """
 
@@ -16,9 +19,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from packager.audio import aac_cmaf
-from packager.audio.ffmpeg_args import audio_filter_graph
 from packager.audio.loudness import LIMITER, LIMITER_MARGIN_DB
 from packager.live.formats import DEMUXERS
+from packager.live.upmix import UpmixError, mono_to_stereo
 from packager.process import FFMPEG
 
 if TYPE_CHECKING:
@@ -28,6 +31,25 @@ DECODED_RATE = 48_000
 DECODED_CHANNELS = 2
 _LOW_DELAY = ["-fflags", "+nobuffer", "-flags", "+low_delay", "-probesize", "32",
               "-analyzeduration", "0"]
+# ffmpeg duplicates mono into stereo at -3 dB a channel (swresample's centre mix level).
+_MONO_IN_STEREO = "volume=volume=0.7071067811865476:precision=float"
+
+
+def upmixed(channels: int, rung: AudioRung) -> bool:
+    """Whether the rung is encoded in mono and made stereo afterwards."""
+    return channels == 1 and rung.channels == 2
+
+
+def _filter_graph(filters: list[str], rates: list[int], quieter: list[bool]) -> str:
+    """Decode once, limit once, split to one branch per rung (ffmpeg_args'
+    `audio_filter_graph`, plus the -3 dB of a rung upmixed after encoding)."""
+    n = len(rates)
+    chain = ",".join([*filters, f"asplit={n}"] if n > 1 else (filters or ["anull"]))
+    graph = [f"[0:0]{chain}" + "".join(f"[s{i}]" for i in range(n))]
+    for i, (rate, q) in enumerate(zip(rates, quieter, strict=True)):
+        graph.append(f"[s{i}]aresample={rate}" + (f",{_MONO_IN_STEREO}" if q else "")
+                     + f"[o{i}]")
+    return ";".join(graph)
 
 
 def encoder_args(rate: int, channels: int, rungs: Sequence[AudioRung], aac_coder: str,
@@ -36,13 +58,18 @@ def encoder_args(rate: int, channels: int, rungs: Sequence[AudioRung], aac_coder
     if true_peak is not None:
         limit = 10 ** ((true_peak - LIMITER_MARGIN_DB) / 20)
         filters.append(LIMITER.format(limit=limit))
+    mono = [upmixed(channels, r) for r in rungs]
     args = [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+error",
             *_LOW_DELAY, "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
-            "-filter_complex", audio_filter_graph(0, filters, [r.sample_rate for r in rungs])]
+            "-filter_complex", _filter_graph(filters, [r.sample_rate for r in rungs], mono)]
     for i, (rung, fd) in enumerate(zip(rungs, fds, strict=True)):
         args += ["-map", f"[o{i}]", "-c:a", "aac", "-aac_coder", aac_coder,
-                 "-b:a", str(rung.bitrate), "-ac", str(rung.channels),
-                 "-flush_packets", "1", "-f", "adts", f"pipe:{fd}"]
+                 "-b:a", str(rung.bitrate)]
+        if mono[i]:  # no per-channel tools the zero side channel would lack (upmix)
+            args += ["-ac", "1", "-aac_tns", "0", "-aac_pns", "0"]
+        else:
+            args += ["-ac", str(rung.channels)]
+        args += ["-flush_packets", "1", "-f", "adts", f"pipe:{fd}"]
     return args
 
 
@@ -160,6 +187,7 @@ class LiveEncoder(_Pipeline):
         """Rung `index`'s ADTS frames as lists of (config, raw AAC frame): every whole
         frame that has arrived, at each wake-up, until the encoder ends."""
         reader = self.readers[index]
+        stereo = upmixed(self.channels, self.rungs[index])
         buf = bytearray()
         while True:
             chunk = await reader.read(1 << 16)
@@ -170,6 +198,12 @@ class LiveEncoder(_Pipeline):
             buf += chunk
             out, used = parse_adts(buf)
             del buf[:used]
+            if out and stereo:
+                try:
+                    out = [(aac_cmaf.AdtsConfig(cfg.profile, cfg.sample_rate_index, 2),
+                            mono_to_stereo(frame)) for cfg, frame in out]
+                except UpmixError as e:
+                    raise aac_cmaf.AdtsError(str(e)) from None
             if out:
                 yield out
 
