@@ -1,6 +1,6 @@
 """One structured (JSON) access-log line per request, on the `sori.access` logger.
 
-Fields: ts, method, path, status, bytes, ms (duration), range, cache (hit/miss,
+Fields: ts, method, path (the token of a signed URL redacted), status, bytes, ms (duration), range, cache (hit/miss,
 media only), remote, ua. The logger has no handler of its own: `origin.server`
 attaches one writing to stderr; tests can use caplog.
 
@@ -21,6 +21,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from aiohttp import web
 
 from origin import headers as h
+from signing.urls import redact
 
 logger = logging.getLogger("sori.access")
 
@@ -63,7 +64,7 @@ class AccessLog:
         if not self.enabled or not logger.isEnabledFor(logging.INFO):
             return
         lines = self._lines
-        lines.append(format_line(time.time(), method, path, status, nbytes, seconds,
+        lines.append(format_line(time.time(), method, redact(path), status, nbytes, seconds,
                                  byte_range, cache, remote, ua))
         if len(lines) >= BATCH:
             self.flush()

@@ -34,6 +34,7 @@ from origin.media import MediaHandler
 from origin.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics, route_class
 from origin.metrics_share import SharedMetrics
 from settings import Config
+from signing.urls import redact
 from storage.base import Store
 
 log = logging.getLogger("sori.origin")
@@ -129,7 +130,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.get(STREAMING):
             # The status line is already out: all that can be done is to drop the
             # connection (aiohttp closes it when a handler raises after prepare()).
-            log.warning("%s %s aborted mid-response: %s", request.method, request.path, exc)
+            log.warning("%s %s aborted mid-response: %s", request.method,
+                        redact(request.path), exc)
             _finish(request, None, t0, status=0)
             raise
         resp = errors.from_exception(exc, request)

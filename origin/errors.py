@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from origin import headers as h
+from signing.urls import redact
 from storage.errors import InvalidKey, NotFound, StoreUnavailable, Unsupported
 
 log = logging.getLogger("sori.origin")
@@ -78,11 +79,12 @@ def from_exception(exc: BaseException, request: web.Request) -> web.Response:
         return _from_http_exception(exc)
     status = status_for(exc)
     if status is None:
-        log.exception("unhandled error on %s %s", request.method, request.path,
+        log.exception("unhandled error on %s %s", request.method, redact(request.path),
                       exc_info=exc)
         return json_error(500)
     if status >= 500:
-        log.warning("%s on %s %s: %s", type(exc).__name__, request.method, request.path, exc)
+        log.warning("%s on %s %s: %s", type(exc).__name__, request.method, redact(request.path),
+                    exc)
     # Domain messages are ours (no paths outside the store, no secrets): safe to show
     # for client errors; server-side ones get the generic text.
     message = str(exc) if status < 500 and str(exc) else None

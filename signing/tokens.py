@@ -1,4 +1,4 @@
-"""Playback tokens: minting and checking (the format is docs/signing.md).
+"""Playback tokens: minting and checking (the format is signing/FORMAT.md).
 
     token  = B64(claims) "." B64(mac)                  B64: base64url, no padding (RFC 4648 §5)
     claims = a JSON object: "v": 1, "kid": key id, "exp": Unix seconds,

@@ -74,3 +74,12 @@ def playback_urls(keys: Mapping[str, str], asset_id: str, *, ttl: int, now: floa
     out["expires_at"] = expires
     out["token"] = token
     return out
+
+
+def redact(path: str) -> str:
+    """`path` with the token of a signed URL replaced, for logs and metrics: a token is a
+    bearer credential for as long as it lasts."""
+    if f"/{MARK}" not in path:
+        return path
+    return "/".join(f"{MARK}redacted" if seg.startswith(MARK) else seg
+                    for seg in path.split("/"))

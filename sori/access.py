@@ -9,7 +9,7 @@
 
 No call to the origin: the token is an HMAC-SHA256 over what it grants with a key of
 `[security] signing_keys` (the first one), which every origin with the same keys
-verifies. The format is in docs/signing.md for backends in other languages.
+verifies. The format is in signing/FORMAT.md for backends in other languages.
 
 Lower level, without a Config: `mint(keys, expires=..., asset=... | prefix=...)`,
 `verify(token, keys, now=...)`, `playback_paths(asset_id, token)`.
