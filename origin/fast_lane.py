@@ -47,6 +47,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from origin import headers as h
 from origin import pages
+from origin.access.client_ip import client_address
+from origin.access.guard import cap_max_age
 from origin.accesslog import AccessLog
 from origin.app import ACCESS_LOG_KEY, MEDIA_KEY
 from origin.conditional import format_http_date
@@ -54,6 +56,8 @@ from origin.media import PREFIX, MediaHandler
 from origin.metrics import METRICS_KEY, ROUTE_MEDIA, ROUTE_PAGE, Metrics
 from origin.representation import Representation, accepts_gzip
 from origin.request_head import HEAD_END, MAX_HEAD, RequestHead, parse_head
+from signing.tokens import TokenError
+from signing.urls import MARK
 
 # Request fields that make the answer depend on more than the object: aiohttp decides.
 _DEFER_FIELDS = frozenset(("range", "if-range", "if-match", "if-none-match", "if-modified-since",
@@ -96,15 +100,20 @@ class Lane:
         self.date = HttpDate()
         self.answered = 0  # requests this lane answered (tests and debugging)
 
-    def answer(self, head: RequestHead) -> tuple[tuple[bytes, ...], int, str | None] | None:
+    def answer(self, head: RequestHead, peer: str | None = None,
+               ) -> tuple[tuple[bytes, ...], int, str | None] | None:
         """(the response's bytes, body bytes, cache result) for a request this lane
         answers (a 200 with nothing to decide), after the bookkeeping origin.app's `edge`
-        does; None for any other request."""
+        does; None for any other request. `peer`: the socket's peer address (a signed
+        URL may be bound to the client's)."""
         if not self._plain(head):
             return None
         if head.target.startswith(PREFIX):
-            rep = self.lookup(head)
-            return None if rep is None else self.respond(head, rep)
+            found = self.lookup(head, peer)
+            if found is None:
+                return None
+            rep, cap = found
+            return self.respond(head, rep, cap)
         return self.page(head) if self.serve_pages else None
 
     @staticmethod
@@ -120,28 +129,48 @@ class Lane:
         connection = fields.get("connection")
         return connection is None or connection.lower() == "keep-alive"
 
-    def lookup(self, head: RequestHead) -> Representation | None:
-        """The cached media to answer `head` (a plain GET/HEAD) with as a 200, or None."""
+    def lookup(self, head: RequestHead,
+               peer: str | None = None) -> tuple[Representation, float | None] | None:
+        """The cached media to answer `head` (a plain GET/HEAD) with as a 200, and the
+        expiry of the token that admitted it (a private asset's), or None."""
         fields = head.fields
         key = head.target[len(PREFIX):]
-        rep = self.media.cache.get(key)  # only checked keys are cached
+        media = self.media
+        asset_id, _, rest = key.partition("/")
+        token = None
+        if rest.startswith(MARK):  # a signed URL: the object's key is without the token
+            token, _, rel = rest[1:].partition("/")
+            key = f"{asset_id}/{rel}"
+        rep = media.cache.get(key)  # only checked keys are cached
         if rep is None or rep.body is None:
             return None
-        asset_id = key.partition("/")[0]
-        if not self.media.trusted(asset_id) or self.media.is_private(asset_id):
-            # An asset this worker has not looked up, or a private one (its token is
-            # checked there): origin.media does.
-            return None
+        if not media.trusted(asset_id):
+            return None  # an asset this worker has not looked up: origin.media does
+        expires: float | None = None
+        if media.is_private(asset_id):
+            client = client_address(peer, fields.get("x-forwarded-for"), media.guard.trusted)
+            try:
+                expires = media.guard.grant(token, asset_id, client).expires
+            except TokenError:
+                return None  # origin.media refuses it (and counts the failure)
         if rep.compressible and "accept-encoding" in fields:
             return None  # gzip or identity: a negotiation, left to origin.media
-        if not self.media.cors.any_origin and "origin" in fields:
+        if not media.cors.any_origin and "origin" in fields:
             return None  # the allowed origin is echoed per request
-        return rep
+        return rep, expires
 
-    def respond(self, head: RequestHead,
-                rep: Representation) -> tuple[tuple[bytes, ...], int, str | None]:
-        block = rep.wire_head
-        if block is None:
+    def respond(self, head: RequestHead, rep: Representation,
+                expires: float | None = None) -> tuple[tuple[bytes, ...], int, str | None]:
+        """The cached 200; for a signed URL (`expires`: its token's) with the max-age
+        capped as origin.access caps it."""
+        if expires is not None:
+            headers = dict(rep.headers)
+            headers[h.CACHE_CONTROL] = cap_max_age(headers[h.CACHE_CONTROL],
+                                                   expires - time.time())
+            block = wire_headers(headers, rep.size)
+        elif rep.wire_head is not None:
+            block = rep.wire_head
+        else:
             block = rep.wire_head = wire_headers(rep.headers, rep.size)
         body = rep.body
         assert body is not None
@@ -249,7 +278,8 @@ class FastLaneHandler(RequestHandler):
             return False
         lane = self._lane
         t0 = time.perf_counter()
-        answer = lane.answer(head)
+        peer = transport.get_extra_info("peername")
+        answer = lane.answer(head, peer[0] if isinstance(peer, tuple) and peer else None)
         if answer is None:
             return False
         parts, nbytes, cache = answer
@@ -257,7 +287,6 @@ class FastLaneHandler(RequestHandler):
         if self._keepalive_timeout > 0:
             self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
         if lane.access_log.enabled:
-            peer = transport.get_extra_info("peername")
             lane.access_log.write(
                 head.method, head.target.partition("?")[0], 200, nbytes,
                 time.perf_counter() - t0, None, cache,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,8 @@ from test_origin_support import ASSET, INIT, MEDIA_PLAYLIST, SEGMENT, publish
 
 from origin.app import create_app
 from origin.fast_lane import Lane
-from sori.config import Config, OriginConfig
+from signing.tokens import mint
+from sori.config import Config, OriginConfig, SecurityConfig
 from storage.base import Store
 
 SEG = f"/assets/{ASSET}/{SEGMENT}"
@@ -410,3 +413,38 @@ async def test_a_missing_vendor_file_is_left_to_aiohttps_404(
     conn.close()
     assert reply.status == 404 and b"make demo" in reply.body
     assert origin.lane.answered == start
+
+
+# --- private assets: signed URLs in the lane ---------------------------------------------------
+
+async def test_signed_urls_of_a_private_asset_in_the_lane(local_store: Store,
+                                                          origin_client: Any) -> None:
+    keys = {"k1": "a-signing-secret-for-tests-0001"}
+    objects = await publish(local_store)
+    rec = json.loads(await local_store.get(f"{ASSET}/asset.json"))
+    await local_store.put_bytes(f"{ASSET}/asset.json",
+                                json.dumps({**rec, "access": "private"}).encode(),
+                                "application/json")
+    cfg = dataclasses.replace(Config(), security=dataclasses.replace(
+        SecurityConfig(), signing_keys=keys, token_failures_per_minute=0))
+    client = await origin_client(create_app(cfg, local_store))
+    o = _origin(client, objects)
+    token = mint(keys, expires=int(time.time()) + 100, asset=ASSET)
+    signed = f"/assets/{ASSET}/~{token}/{SEGMENT}"
+    await o.warm(signed)
+    conn = await o.connect()
+    before = o.lane.answered
+    await conn.send(req(signed) + req(SEG) + req(f"/assets/{ASSET}/~x.y/{SEGMENT}"))
+    first, unsigned, forged = [await conn.reply() for _ in range(3)]
+    await conn.send(req(signed))  # alone: the lane answers only when aiohttp has nothing
+    again = await conn.reply()
+    conn.close()
+    assert (first.status, again.status) == (200, 200)
+    assert first.body == again.body == objects[SEGMENT]
+    assert o.lane.answered == before + 2  # the two signed requests; aiohttp refused the others
+    assert unsigned.status == forged.status == 403 and unsigned.body.startswith(b'{"error"')
+    max_age = int(first.headers["cache-control"].split("max-age=")[1].split(",")[0])
+    assert 95 <= max_age <= 100 and "immutable" in first.headers["cache-control"]
+    # The same answer aiohttp gives (what the lane skips is exactly the bookkeeping).
+    async with client.get(signed, headers={"Range": "bytes=0-"}) as resp:
+        assert resp.status == 206 and await resp.read() == objects[SEGMENT]
