@@ -1,6 +1,6 @@
 """A live TTS stream: audio in, parts and segments of every rung out, as it is spoken.
 
-    chunks ─> format (PCM / WAV header / ffmpeg decoder) ─> float PCM ─> leveller
+    chunks ─> intake (PCM / WAV header / ffmpeg decoder) ─> float PCM ─> leveller
            ─> encoder (one ffmpeg, every rung, ADTS per rung) ─> cutters ─> parts
            ─> store (part files, segment files) + the growing model ─> waiters woken
 
@@ -34,7 +34,8 @@ from manifests.llhls import LiveTiming, LiveTrack
 from packager.audio import aac_cmaf
 from packager.errors import InvalidInput, PackagerError
 from packager.live import formats
-from packager.live.encoder import DECODED_CHANNELS, DECODED_RATE, LiveDecoder, LiveEncoder
+from packager.live.encoder import LiveEncoder
+from packager.live.intake import Intake
 from packager.live.leveller import Leveller
 from packager.live.plan import LivePlan
 from packager.live.track import RungCutter, RungState
@@ -45,7 +46,6 @@ from storage.content_types import content_type_for
 log = logging.getLogger("sori.live")
 
 TICK = 0.02  # seconds between looks at the clock (silence filler, producer timeout)
-_F32 = 4  # bytes per float sample
 
 
 class StreamClosed(InvalidInput):
@@ -75,7 +75,6 @@ class LiveStream:
         self.store = store
         self.plan = plan
         self.rungs = rungs
-        self.fmt = fmt
         self.cfg = live
         self.pcfg = packager
         self.on_seal = on_seal
@@ -105,9 +104,7 @@ class LiveStream:
         self._channels = 0
         self._leveller: Leveller | None = None
         self._encoder: LiveEncoder | None = None
-        self._decoder: LiveDecoder | None = None
-        self._head = b""  # bytes held until the format is known (auto, WAV header)
-        self._odd = b""  # PCM bytes short of a whole frame
+        self._intake = Intake(fmt, asset_id, self._start_encoder, self._speech, self._heard)
         self._tasks: list[asyncio.Task[Any]] = []
         self._cutters: list[RungCutter] = []
         self._ready: list[list[tuple[int, int, list[bytes]]]] = [[] for _ in rungs]
@@ -155,8 +152,7 @@ class LiveStream:
             (self.spool / r.id).mkdir(parents=True, exist_ok=True)
             (self.spool / r.id / layout.INIT).write_bytes(init)
             await self.store.put_bytes(layout.key(self.asset_id, rel), init, content_type_for(rel))
-        if self.fmt.codec == "pcm_s16le":
-            await self._start_encoder(self.fmt.sample_rate, self.fmt.channels)
+        await self._intake.open()
         self._tasks.append(asyncio.create_task(self._clock(), name=f"live-clock-{self.asset_id}"))
 
     async def _start_encoder(self, rate: int, channels: int) -> None:
@@ -201,82 +197,17 @@ class LiveStream:
             self.start = time.time()
             self._timing = None
         self.last_audio = time.monotonic()
-        codec = self.fmt.codec
-        if codec == "auto":
-            self._head += data
-            kind = formats.sniff(self._head)
-            if kind is None:
-                if len(self._head) >= formats.SNIFF_BYTES:
-                    self._fail_input("the stream is not WAV, MP3, Ogg/Opus or AAC ADTS "
-                                     "(declare raw PCM as pcm_s16le with its rate and channels)")
-                return
-            self.fmt = formats.StreamFormat(kind)
-            data, self._head = self._head, b""
-            codec = kind
-        if codec == "pcm_s16le":
-            if self.fed_frames == 0 and not self._odd:
-                looks = formats.looks_like_container(data)
-                if looks:
-                    self._fail_input(f"declared raw PCM but the stream starts like {looks}")
-            await self._pcm16(data)
-        elif codec == "wav":
-            if self._encoder is None:
-                self._head += data
-                header = self._parse_wav()
-                if header is None:
-                    return
-                await self._start_encoder(header.sample_rate, header.channels)
-                data, self._head = self._head[header.data_offset:], b""
-            await self._pcm16(data)
-        else:
-            if self._decoder is None:
-                await self._start_decoder(codec)
-            assert self._decoder is not None
-            try:
-                await self._decoder.write(data)
-            except (ConnectionError, BrokenPipeError):
-                self._fail_input(f"the {codec} decoder stopped: "
-                                 + "; ".join(self._decoder.errors[-2:]))
-
-    def _parse_wav(self) -> formats.WavHeader | None:
         try:
-            return formats.parse_wav_header(self._head)
+            await self._intake.take(data)
         except InvalidInput as e:
-            self._fail_input(str(e))
+            self.error = str(e)  # the stream ends with it; later chunks are refused
             raise
 
-    def _fail_input(self, message: str) -> None:
-        self.error = message
-        raise InvalidInput(message)
+    def _heard(self) -> None:
+        self.last_audio = time.monotonic()
 
-    async def _pcm16(self, data: bytes) -> None:
-        block = 2 * self._channels
-        data = self._odd + data
-        whole = len(data) - len(data) % block
-        self._odd = data[whole:]
-        if whole:
-            samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
-            await self._feed(samples, speech=True)
-
-    async def _start_decoder(self, codec: str) -> None:
-        dec = LiveDecoder(codec)
-        await dec.start()
-        self._decoder = dec
-        await self._start_encoder(DECODED_RATE, DECODED_CHANNELS)
-        self._tasks.append(asyncio.create_task(self._read_decoder(dec),
-                                               name=f"live-decoder-{self.asset_id}"))
-
-    async def _read_decoder(self, dec: LiveDecoder) -> None:
-        odd = b""
-        block = _F32 * DECODED_CHANNELS
-        async for chunk in dec.output():
-            data = odd + chunk
-            whole = len(data) - len(data) % block
-            odd = data[whole:]
-            if whole:
-                self.last_audio = time.monotonic()
-                await self._feed(np.frombuffer(data[:whole], dtype="<f4"), speech=True)
-        await dec.wait()
+    async def _speech(self, samples: np.ndarray) -> None:
+        await self._feed(samples, speech=True)
 
     async def _feed(self, samples: np.ndarray, *, speech: bool, padding: bool = False) -> None:
         """Write float samples (interleaved) to the encoder, levelled when speech."""
@@ -460,12 +391,8 @@ class LiveStream:
 
     async def _finish(self) -> None:
         async with self._ingest:
-            if self._decoder is not None:
-                await self._decoder.close_input()
-                for t in self._tasks:
-                    if t.get_name().startswith("live-decoder"):
-                        await t
-            if self.fmt.codec == "auto" and self._head and self._encoder is None:
+            await self._intake.finish()
+            if self._intake.unrecognised:
                 self.error = self.error or "the stream ended before its format could be recognised"
             if self._encoder is None or self.fed_frames == 0:
                 raise InvalidInput(self.error or "the stream ended without any audio")
@@ -495,28 +422,28 @@ class LiveStream:
         """Stop everything without sealing (origin shutdown: the asset stays live in the
         store and is sealed from there when an origin starts)."""
         self._closing = True
-        for proc in (self._encoder, self._decoder):
-            if proc is not None:
-                proc.kill()
+        self._intake.kill()
+        if self._encoder is not None:
+            self._encoder.kill()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(BaseException):
                 await t
-        for proc in (self._encoder, self._decoder):
-            if proc is not None and proc.proc is not None:
-                with contextlib.suppress(BaseException):
-                    async with asyncio.timeout(5):
-                        await proc.proc.wait()  # reaped, so no transport is left behind
+        await self._intake.reap()
+        if self._encoder is not None and self._encoder.proc is not None:
+            with contextlib.suppress(BaseException):
+                async with asyncio.timeout(5):
+                    await self._encoder.proc.wait()  # reaped: no transport left behind
         self.ended.set()
         self._wake()
 
     def cleanup(self) -> None:
         for t in self._tasks:
             t.cancel()
-        for proc in (self._encoder, self._decoder):
-            if proc is not None:
-                proc.kill()
+        self._intake.kill()
+        if self._encoder is not None:
+            self._encoder.kill()
         self._work.cleanup()
 
 
