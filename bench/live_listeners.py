@@ -1,12 +1,16 @@
 """Thousands of listeners waiting on one live playlist, for the live benchmark.
 
-    python -m bench.live_listeners JOB_JSON        (bench/live.py starts several)
+    python -m bench.live_listeners [bench.live options]   the listeners part of bench/live.py
+                                                          alone (origin, then nginx)
+    python -m bench.live_listeners JOB_JSON               one listener process (bench/live.py
+                                                          starts several)
 
 JOB: {"host", "port", "path" (a media playlist), "connections", "pps" (parts per
-segment), "timeout" (seconds a round may take)}. The process opens its connections
-(HTTP/1.1 keep-alive, through a raw asyncio protocol: a listener costs the client a few
-microseconds per answer, so that what is measured is the server), prints
-{"connected": N, "failed": M}, then takes one command per line on stdin:
+segment), "timeout" (seconds a round may take), "clock" (optional, below)}. The process
+opens its connections (HTTP/1.1 keep-alive, plain non-blocking sockets on one epoll, no
+event-loop framework: a listener costs the client a recvmsg and a few comparisons per
+answer, so that what is measured is the server), prints {"connected": N, "failed": M},
+then takes one command per line on stdin:
 
 - {"part": G}: every connection asks for part G (global index from 0: _HLS_msn =
   G // pps + 1, _HLS_part = G % pps) with a blocking reload, all written in one pass;
@@ -17,60 +21,55 @@ microseconds per answer, so that what is measured is the server), prints
 After each round (every answer in, or the timeout), it prints one JSON line: the send
 times and the arrival times (of the first byte of each answer, epoch seconds) of its
 connections, the count of answers other than 200 (by status), and whether it timed out.
+
+Two clocks for an arrival: "kernel", the moment the answer's first bytes reached the
+listener's socket (the kernel's receive timestamp, SO_TIMESTAMPING, read with each
+recvmsg), and "user", the moment this process read them. With thousands of sockets on
+the same two cores as the server, the user clock adds the client's own queue (the last
+socket is read after all the others), which is the bench's cost, not the server's.
+With the kernel clock the process reads only every 20 ms (the kernel has stamped each
+arrival), so that while the server answers the cores are left to it, as they would be
+with listeners on other machines. "arrived" is the clock the job asks for (default kernel; the environment variable
+SORI_LISTEN_CLOCK=user chooses the other when bench/live.py starts the processes);
+"arrived_kernel" and "arrived_user" are both always there.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import resource
+import select
+import socket
+import struct
 import sys
 import time
 from typing import Any
 
+SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+SOF_TIMESTAMPING_RX_SOFTWARE = 1 << 3
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+_CMSG = socket.CMSG_SPACE(48)  # struct scm_timestamping: three timespecs
+_READ = 1 << 18
+LAZY_READ = 0.02  # seconds between reads when the kernel clock is used
 
-class Listener(asyncio.Protocol):
-    def __init__(self, owner: Run) -> None:
-        self.owner = owner
-        self.transport: asyncio.Transport | None = None
+
+class Conn:
+    """One keep-alive connection and the answer it is reading."""
+
+    __slots__ = ("sock", "buf", "need", "chunked", "status", "waiting", "t_kernel", "t_user")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buf = b""
         self.need = -1  # body bytes of the answer (-1: reading its headers)
         self.chunked = False
-        self.waiting = False  # a request is out
-        self.t_first = 0.0
         self.status = 0
+        self.waiting = False  # a request is out
+        self.t_kernel = 0.0  # arrival of the first bytes of the answer being read
+        self.t_user = 0.0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.owner.lost += 1
-        if self.waiting:
-            self.waiting = False
-            self.owner.settled()
-
-    def send(self, request: bytes) -> bool:
-        if self.transport is None or self.transport.is_closing():
-            return False
-        self.t_first = 0.0
-        self.waiting = True
-        self.owner.sent.append(time.time())
-        self.transport.write(request)
-        return True
-
-    def data_received(self, data: bytes) -> None:
-        if not self.t_first:
-            self.t_first = time.time()
-        self.buf += data
-        while self._parse():
-            self.waiting = False
-            self.owner.arrived.append(self.t_first)
-            if self.status != 200:
-                self.owner.statuses[self.status] = self.owner.statuses.get(self.status, 0) + 1
-            self.t_first = time.time() if self.buf else 0.0
-            self.owner.settled()
-
-    def _parse(self) -> bool:
+    def parse(self) -> bool:
         """Consume one whole answer from the buffer if it is there (Content-Length or
         chunked framing); True when one was."""
         if self.need < 0:
@@ -111,42 +110,53 @@ class Listener(asyncio.Protocol):
                 return False
 
 
+def _kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING and len(data) >= 16:
+            sec, nsec = struct.unpack_from("qq", data)
+            if sec:
+                return float(sec + nsec / 1e9)
+    return 0.0
+
+
 class Run:
     def __init__(self, job: dict[str, Any]) -> None:
         self.job = job
-        self.listeners: list[Listener] = []
+        self.clock = job.get("clock") or os.environ.get("SORI_LISTEN_CLOCK", "kernel")
+        self.conns: dict[int, Conn] = {}
+        self.poll = select.epoll()
         self.lost = 0
-        self.sent: list[float] = []
-        self.arrived: list[float] = []
-        self.statuses: dict[int, int] = {}
-        self.outstanding = 0
-        self.done: asyncio.Future[None] | None = None
+        self.stamped = True  # every arrival had a kernel timestamp
         host, port = job["host"], job["port"]
         self.head = f" HTTP/1.1\r\nHost: {host}:{port}\r\nAccept-Encoding: gzip\r\n\r\n".encode()
 
-    async def connect(self) -> tuple[int, int]:
-        loop = asyncio.get_running_loop()
+    def connect(self) -> tuple[int, int]:
         failed = 0
-        n = int(self.job["connections"])
-        batch = 250
-        for start in range(0, n, batch):
-            results = await asyncio.gather(*(
-                loop.create_connection(lambda: Listener(self), self.job["host"],
-                                       self.job["port"])
-                for _ in range(min(batch, n - start))), return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    failed += 1
-                else:
-                    self.listeners.append(r[1])
-        return len(self.listeners), failed
+        addr = (self.job["host"], int(self.job["port"]))
+        for _ in range(int(self.job["connections"])):
+            try:
+                sock = socket.create_connection(addr, timeout=10)
+            except OSError:
+                failed += 1
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
+                                SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE)
+            except OSError:
+                self.stamped = False
+            sock.setblocking(False)
+            self.conns[sock.fileno()] = Conn(sock)
+            self.poll.register(sock.fileno(), select.EPOLLIN)
+        return len(self.conns), failed
 
-    def settled(self) -> None:
-        self.outstanding -= 1
-        if self.outstanding <= 0 and self.done is not None and not self.done.done():
-            self.done.set_result(None)
+    def _drop(self, fd: int) -> None:
+        conn = self.conns.pop(fd)
+        self.lost += 1
+        self.poll.unregister(fd)
+        conn.sock.close()
 
-    async def round(self, command: dict[str, Any]) -> dict[str, Any]:
+    def round(self, command: dict[str, Any]) -> dict[str, Any]:
         path = self.job["path"]
         if "part" in command:
             g, pps = int(command["part"]), int(self.job["pps"])
@@ -154,55 +164,124 @@ class Run:
         else:
             delay = float(command["at"]) - time.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                time.sleep(delay)
         request = b"GET " + path.encode() + self.head
-        self.sent, self.arrived, self.statuses = [], [], {}
-        self.done = asyncio.get_running_loop().create_future()
-        # No answer can come in while this loop runs (nothing yields), so count first.
-        self.outstanding = sum(listener.send(request) for listener in self.listeners)
-        timed_out = False
-        if self.outstanding > 0:
+        sent: list[float] = []
+        kernel: list[float] = []
+        user: list[float] = []
+        statuses: dict[int, int] = {}
+        outstanding = 0
+        for fd, conn in list(self.conns.items()):
             try:
-                await asyncio.wait_for(asyncio.shield(self.done), float(self.job["timeout"]))
-            except TimeoutError:
+                conn.sock.send(request)
+            except OSError:
+                self._drop(fd)
+                continue
+            sent.append(time.time())
+            conn.waiting = True
+            conn.t_kernel = conn.t_user = 0.0
+            outstanding += 1
+        deadline = time.monotonic() + float(self.job["timeout"])
+        timed_out = False
+        lazy = self.clock != "user" and self.stamped
+        while outstanding > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 timed_out = True
-        return {"sent": self.sent, "arrived": self.arrived, "statuses": self.statuses,
-                "timed_out": timed_out, "lost": self.lost}
-
-
-async def run(job: dict[str, Any]) -> None:
-    r = Run(job)
-    connected, failed = await r.connect()
-    print(json.dumps({"connected": connected, "failed": failed}), flush=True)
-    loop = asyncio.get_running_loop()
-    try:
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
                 break
-            command = json.loads(line)
-            if command.get("stop"):
-                break
-            print(json.dumps(await r.round(command)), flush=True)
-    finally:
-        for listener in r.listeners:
-            if listener.transport is not None:
-                listener.transport.close()
+            if lazy:
+                # The kernel stamps each arrival; reading in batches leaves the cores to
+                # the server while it answers.
+                time.sleep(LAZY_READ)
+            for fd, _event in self.poll.poll(min(left, 1.0)):
+                found = self.conns.get(fd)
+                if found is None:
+                    continue
+                conn = found
+                try:
+                    data, ancillary, _flags, _addr = conn.sock.recvmsg(_READ, _CMSG)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data, ancillary = b"", []
+                if not data:
+                    if conn.waiting:
+                        outstanding -= 1
+                    self._drop(fd)
+                    continue
+                now = time.time()
+                stamp = _kernel_time(ancillary)
+                if not stamp:
+                    self.stamped = False
+                    stamp = now
+                if not conn.t_user:
+                    conn.t_kernel, conn.t_user = stamp, now
+                conn.buf += data
+                while conn.waiting and conn.parse():
+                    conn.waiting = False
+                    outstanding -= 1
+                    kernel.append(conn.t_kernel)
+                    user.append(conn.t_user)
+                    if conn.status != 200:
+                        statuses[conn.status] = statuses.get(conn.status, 0) + 1
+        arrived = user if self.clock == "user" else kernel
+        return {"sent": sent, "arrived": arrived, "arrived_kernel": kernel,
+                "arrived_user": user, "clock": self.clock, "stamped": self.stamped,
+                "statuses": statuses, "timed_out": timed_out, "lost": self.lost}
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.sock.close()
+        self.poll.close()
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(argv[0])
+def child(job: dict[str, Any]) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = int(job["connections"]) + 256
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want), hard))
+    r = Run(job)
     try:
-        import uvloop
-
-        uvloop.run(run(job))
-    except ImportError:
-        asyncio.run(run(job))
+        connected, failed = r.connect()
+        print(json.dumps({"connected": connected, "failed": failed}), flush=True)
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command.get("stop"):
+                break
+            print(json.dumps(r.round(command)), flush=True)
+    finally:
+        r.close()
     return 0
+
+
+def standalone(argv: list[str]) -> int:
+    """The listeners part of bench/live.py alone, once per clock (--clocks)."""
+    from bench import live
+
+    clocks = ["kernel", "user"]
+    rest = []
+    it = iter(argv)
+    for a in it:
+        if a == "--clocks":
+            clocks = next(it).split(",")
+        elif a.startswith("--clocks="):
+            clocks = a.split("=", 1)[1].split(",")
+        else:
+            rest.append(a)
+    for clock in clocks:
+        os.environ["SORI_LISTEN_CLOCK"] = clock
+        print(f"\n=== listeners, arrival times from the {clock} clock "
+              f"({'kernel receive timestamp' if clock == 'kernel' else 'when the client read it'})",
+              flush=True)
+        sys.argv = [sys.argv[0], "--parts", "listeners", *rest]
+        live.main()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0].lstrip().startswith("{"):
+        return child(json.loads(argv[0]))
+    return standalone(argv)
 
 
 if __name__ == "__main__":

@@ -42,11 +42,12 @@ ORDINARY = -3  # answer through the ordinary path (the stream ended, or no prepa
 class Waiter:
     """One parked request; `future` gets the body bytes written for it (or a code)."""
 
-    __slots__ = ("request", "variant", "direct", "future", "timer")
+    __slots__ = ("request", "transport", "variant", "direct", "future", "timer")
 
     def __init__(self, request: web.Request, variant: tuple[Any, ...], direct: bool,
                  future: asyncio.Future[int]) -> None:
         self.request = request
+        self.transport = request.transport  # closing once the client has gone
         self.variant = variant  # what, besides the part, decides the answer's bytes
         self.direct = direct  # the answer may be written as prepared bytes
         self.future = future

@@ -204,7 +204,7 @@ class LiveServing:
             if not w.direct:
                 results.append(ORDINARY)
                 continue
-            transport = w.request.transport
+            transport = w.transport
             if transport is None or transport.is_closing():
                 results.append(GONE)
                 continue
