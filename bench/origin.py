@@ -1,7 +1,7 @@
 """Origin throughput: sori (local store, S3 store) against nginx serving the same files.
 
     .venv/bin/python -m bench.origin [--duration 10] [--connections 64] [--workers 1,2]
-                                     [--soak 60] [--access-log] [--json]
+                                     [--soak 60] [--access-log] [--signed] [--json]
 
 One packaged hour of speech (bench/speech.py, packaged once by `sori package` into
 bench/out/store_60min/) is served by, in the same run:
@@ -20,6 +20,12 @@ errors (socket errors + HTTP >= 400), peak RSS of the server's process tree, and
 figure relative to nginx. Targets (issue): sori >= 0.5x nginx requests/s, p99 < 50 ms,
 zero errors; with --soak S, sori-local runs under load for S seconds while its RSS is
 sampled every second, to show that memory stays flat.
+
+With --signed, the cost of signed URLs on the hot path (issue 11: at most 10% fewer
+requests/s): the same segments served from a private copy of the asset (hard links,
+its record marked private) through signed URLs, 64 users with a token each, against
+the same requests unsigned on the public asset; alternated (unsigned, signed, unsigned,
+signed) per worker count so that drift on a shared machine hits both alike.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "segments.lua"
 ASSET_ID = "speech60"
+PRIVATE_ID = "speech60p"
+SIGNING_KEYS = {"bench": "a-benchmark-signing-secret-0001"}
+SIGNED_USERS = 64
+SIGNED_TARGET = 0.90
 RPS_TARGET = 0.5
 P99_TARGET_MS = 50.0
 
@@ -105,6 +115,64 @@ def _uri(line: str) -> str | None:
         m = re.search(r'URI="([^"]+)"', line)
         return m.group(1) if m else None
     return line.strip() or None
+
+
+def private_copy(store: Path, work: Path) -> Path:
+    """A store holding PRIVATE_ID: the asset's files hard-linked (no copy of the bytes)
+    beside a record of its own that says private."""
+    root = speech.OUT / "store_signed"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(store / ASSET_ID, root / PRIVATE_ID, copy_function=os.link)
+    record = root / PRIVATE_ID / "asset.json"
+    rec = json.loads(record.read_text())
+    record.unlink()  # a new inode: the public asset's record stays as it was
+    record.write_text(json.dumps({**rec, "id": PRIVATE_ID, "access": "private"}))
+    return root
+
+
+def signed_paths(urls: list[str]) -> list[str]:
+    """The same segments of the private copy, each through the signed URL of one of
+    SIGNED_USERS users (round robin), as their players would request them."""
+    from signing.tokens import mint
+
+    expires = int(time.time()) + 24 * 3600
+    tokens = [mint(SIGNING_KEYS, expires=expires, asset=PRIVATE_ID, user=f"u{i}")
+              for i in range(SIGNED_USERS)]
+    prefix = f"/assets/{ASSET_ID}/"
+    return [f"/assets/{PRIVATE_ID}/~{tokens[i % SIGNED_USERS]}/{u[len(prefix):]}"
+            for i, u in enumerate(urls)]
+
+
+def signed_cost(store: Path, urls: list[str], work: Path, args: argparse.Namespace
+                ) -> dict[str, Any]:
+    private = private_copy(store, work)
+    plain_file, signed_file = work / "urls.txt", work / "signed.txt"
+    signed_file.write_text("\n".join(signed_paths(urls)) + "\n")
+    out: dict[str, Any] = {"users": SIGNED_USERS, "runs": []}
+    for w in args.workers:
+        rps: dict[str, list[float]] = {"unsigned": [], "signed": []}
+        for _round in range(2):
+            for kind, root, file in (("unsigned", store, plain_file),
+                                     ("signed", private, signed_file)):
+                env = {"SORI_STORAGE_ROOT": str(root),
+                       "SORI_SECURITY_SIGNING_KEYS": json.dumps(SIGNING_KEYS),
+                       "SORI_SECURITY_TOKEN_FAILURES_PER_MINUTE": "0"}
+                server = start_sori(f"sori-{kind} w{w}", free_port(), env, w,
+                                    args.access_log, work)
+                try:
+                    r = measure_target(server, file, args.duration, args.connections,
+                                       args.warm, w)
+                finally:
+                    stop(server.proc)
+                if r["errors"]:
+                    raise RuntimeError(f"{kind} w{w}: {r['error_detail']}")
+                rps[kind].append(r["rps"])
+        mean = {k: sum(v) / len(v) for k, v in rps.items()}
+        ratio = mean["signed"] / mean["unsigned"]
+        out["runs"].append({"workers": w, "rps": rps, "mean": mean, "ratio": ratio,
+                            "pass": ratio >= SIGNED_TARGET})
+    shutil.rmtree(private, ignore_errors=True)
+    return out
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -302,6 +370,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                                                args.warm, w))
                 finally:
                     stop(s3.proc)
+        if args.signed:
+            info["signed"] = signed_cost(store, urls, work, args)
         if args.soak:
             w = max(args.workers)
             local = start_sori(f"sori-local w{w} soak", free_port(),
@@ -365,6 +435,14 @@ def print_report(r: dict[str, Any]) -> None:
     if hd:
         print(f"headers only sori sends: {', '.join(hd['only_sori']) or '-'}; "
               f"only nginx sends: {', '.join(hd['only_nginx']) or '-'}")
+    sg = r.get("signed")
+    if sg:
+        for run in sg["runs"]:
+            m = run["mean"]
+            print(f"signed URLs, w{run['workers']}: {m['signed']:.0f} req/s signed "
+                  f"({sg['users']} users' tokens) vs {m['unsigned']:.0f} unsigned (mean of "
+                  f"{len(run['rps']['signed'])} alternated runs each): {run['ratio']:.3f}x "
+                  f"-> {'PASS' if run['pass'] else 'MISS'} (target >= {SIGNED_TARGET}x)")
     s = r.get("soak")
     if s:
         print(f"soak: sori-local w{s['workers']} for {s['seconds']:g} s: RSS (tree) idle "
@@ -391,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=60.0, help="length of the packaged asset")
     ap.add_argument("--access-log", action="store_true", help="keep sori's access log on")
     ap.add_argument("--no-s3", action="store_true", help="skip the S3 store runs")
+    ap.add_argument("--signed", action="store_true",
+                    help="also measure signed URLs of a private copy against unsigned ones")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

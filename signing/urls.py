@@ -58,6 +58,15 @@ def playback_paths(asset_id: str, token: str | None) -> dict[str, str]:
     }
 
 
+def signed_media_url(url: str, asset_id: str, token: str) -> str:
+    """A record's media URL (`/assets/{id}/...`, absolute or not) as its signed form."""
+    plain = f"/assets/{asset_id}/"
+    at = url.find(plain)
+    if at < 0:
+        return url
+    return url[:at] + media_base(asset_id, token) + url[at + len(plain):]
+
+
 def playback_urls(keys: Mapping[str, str], asset_id: str, *, ttl: int, now: float,
                   user: str | None = None, client_ip: str | None = None,
                   base_url: str = "") -> dict[str, Any]:

@@ -32,7 +32,7 @@ from origin.keys import CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY
 from origin.media import PREFIX, is_private_record, split_media_path
 from packager.errors import InvalidInput
 from packager.record import with_public_url
-from signing.urls import playback_urls
+from signing.urls import playback_urls, signed_media_url
 from storage.errors import InvalidKey, NotFound
 
 MAX_BODY = 16 * 1024
@@ -40,6 +40,7 @@ CHECK_PUBLIC_MAX_AGE = 5  # an edge re-asks this often whether a public asset we
 CHECK_GRANT_MAX_AGE = 60  # ... and whether a token still holds (never past its expiry)
 PATCH_FIELDS = frozenset(("access", "title"))
 MAX_TITLE = 500
+PAGE_FIELDS = ("hls", "dash", "download", "poster", "thumbnails")
 
 
 def setup(app: web.Application) -> None:
@@ -68,7 +69,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _signed(request: web.Request, asset_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def _signed(request: web.Request, asset_id: str, body: dict[str, Any],
+            rec: dict[str, Any]) -> dict[str, Any]:
     cfg = request.app[CONFIG_KEY]
     sec = cfg.security
     unknown = set(body) - {"ttl", "user", "ip"}
@@ -85,10 +87,15 @@ def _signed(request: web.Request, asset_id: str, body: dict[str, Any]) -> dict[s
     if not sec.signing_keys:
         raise _NoKeys()
     try:
-        return playback_urls(sec.signing_keys, asset_id, ttl=ttl, now=time.time(), user=user,
+        urls = playback_urls(sec.signing_keys, asset_id, ttl=ttl, now=time.time(), user=user,
                              client_ip=ip, base_url=cfg.origin.public_url)
     except ValueError as e:
         raise InvalidInput(str(e)) from None
+    public = with_public_url(rec, cfg.origin.public_url)
+    for name in ("poster", "thumbnails"):  # a video's: signed the same way
+        if isinstance(public.get(name), str):
+            urls[name] = signed_media_url(public[name], asset_id, urls["token"])
+    return urls
 
 
 class _NoKeys(Exception):
@@ -103,9 +110,9 @@ def _no_keys() -> web.Response:
 async def playback_url(request: web.Request) -> web.Response:
     asset_id = _asset_id(request)
     body = await _json_body(request)
-    await _record(request, asset_id)  # 404 for an unknown asset
+    rec = await _record(request, asset_id)  # 404 for an unknown asset
     try:
-        return json_response(_signed(request, asset_id, body))
+        return json_response(_signed(request, asset_id, body, rec))
     except _NoKeys:
         return _no_keys()
 
@@ -118,9 +125,9 @@ async def page_playback(request: web.Request) -> web.Response:
         raise NotFound(f"no asset {asset_id!r} (or it is private: this page needs a key)")
     if not private:
         public = with_public_url(rec, request.app[CONFIG_KEY].origin.public_url)
-        return json_response({k: public[k] for k in ("hls", "dash", "download") if k in public})
+        return json_response({k: public[k] for k in PAGE_FIELDS if k in public})
     try:
-        return json_response(_signed(request, asset_id, {}))
+        return json_response(_signed(request, asset_id, {}, rec))
     except _NoKeys:
         return _no_keys()
 

@@ -398,3 +398,39 @@ async def test_a_private_live_stream(store: Store, origin_client: Any, tmp_path:
         _assert_denied(res.status, res.headers, res.body)
         assert (await http.get(paths["hls"])).status == 200
         assert (await http.get(paths["download"])).status == 200
+
+
+async def test_a_videos_poster_and_thumbnails_are_signed_too(origin: Origin) -> None:
+    auth = {"Authorization": f"Bearer {WRITE_KEY}"}
+    status, _, body = await origin.get(f"/v1/assets/{VIDEO}/playback-url", method="POST",
+                                       headers=auth)
+    urls = json.loads(body)
+    assert status == 200 and "/~" in urls["poster"] and "/~" in urls["thumbnails"]
+    for name in ("poster", "thumbnails"):
+        status, _, data = await origin.get(urls[name])
+        assert status == 200, name
+        _assert_denied(*await origin.get(urls[name].replace(f"/~{urls['token']}", "")))
+    # The sprite a thumbnail cue points at resolves under the token, like any relative URI.
+    sprite = data.decode().split("-->")[1].split("\n")[1].split("#")[0].strip()
+    base = urls["thumbnails"].rsplit("/", 1)[0]
+    assert (await origin.get(f"{base}/{sprite}"))[0] == 200
+
+
+async def test_an_upload_with_access_private(origin: Origin, tmp_path: Path) -> None:
+    auth = {"Authorization": f"Bearer {WRITE_KEY}"}
+    wav = make_speech(tmp_path / "up.wav", "Uploaded in private.")
+    status, _, body = await origin.get("/v1/assets?id=up-1&access=private", method="POST",
+                                       data=wav.read_bytes(), headers=auth)
+    assert status == 202, body
+    job = json.loads(body)["job"]["id"]
+    for _ in range(300):
+        status, _, body = await origin.get(f"/v1/jobs/{job}")
+        if json.loads(body)["state"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.1)
+    assert json.loads(body)["state"] == "done", body
+    _assert_denied(*await origin.get("/assets/up-1/master.m3u8"))
+    assert (await origin.get(_signed("up-1", _token("up-1"), "master.m3u8")))[0] == 200
+    status, _, _ = await origin.get("/v1/assets?id=up-2&access=secret", method="POST",
+                                    data=wav.read_bytes(), headers=auth)
+    assert status == 400
