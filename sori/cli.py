@@ -192,7 +192,7 @@ async def _push_live(args: argparse.Namespace, path: Path, cfg: config_mod.Confi
             try:
                 live = await stack.enter_async_context(LiveClient(
                     url, args.id, title=args.title or path.stem, format=fmt.as_format(),
-                    api_key=api_key))
+                    api_key=api_key, access="private" if args.private else None))
             except LiveError as e:
                 if e.status is None:
                     raise _Unreachable(str(e)) from None
@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--chunk-ms", type=int, default=200,
                     help="milliseconds of audio per chunk (default 200)")
     lv.add_argument("--api-key", help="write key (default: $SORI_API_KEY)")
+    lv.add_argument("--private", action="store_true",
+                    help="playable only through signed URLs (sori sign)")
     lv.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     lv.set_defaults(func=cmd_live)
 

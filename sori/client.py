@@ -115,6 +115,7 @@ class LiveClient:
 
     def __init__(self, base_url: str, asset_id: str | None = None, *, title: str | None = None,
                  format: Json | None = None, api_key: str | None = None, create: bool = True,
+                 access: str | None = None,
                  seq: int = 0, session: aiohttp.ClientSession | None = None,
                  attempts: int = 6, backoff: float = 0.2, timeout: float = 30.0,
                  seal_timeout: float = 300.0) -> None:
@@ -127,6 +128,7 @@ class LiveClient:
         self.seq = seq  # the next seq to send
         self.bytes_sent = 0
         self._create, self._title, self._format = create, title, format
+        self._access = access  # "public" / "private"; None: the origin's default (public)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session, self._own_session = session, session is None
         self._attempts, self._backoff = max(1, attempts), backoff
@@ -139,7 +141,8 @@ class LiveClient:
             self._session = aiohttp.ClientSession()
         try:
             if self._create:
-                body: Json = {"id": self.asset_id, "title": self._title, "format": self._format}
+                body: Json = {"id": self.asset_id, "title": self._title, "format": self._format,
+                              "access": self._access}
                 status, rec = await self._call(
                     "POST", "/v1/live", json={k: v for k, v in body.items() if v is not None})
                 if status == 409 and self._retried and self.asset_id:
