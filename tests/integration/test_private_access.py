@@ -378,10 +378,17 @@ async def test_a_private_live_stream(store: Store, origin_client: Any, tmp_path:
                     if line.startswith("#EXT-X-PRELOAD-HINT"))
         part_uri = hint.split('URI="')[1].split('"')[0]
         part_url = media.rsplit("/", 1)[0] + "/" + part_uri
+        msn = int(next(line for line in playlist.text.splitlines()
+                       if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+        msn += sum(1 for line in playlist.text.splitlines() if line.endswith(".m4s")
+                   and not line.startswith("#"))
         pending = asyncio.ensure_future(http.get(part_url))
+        reload = asyncio.ensure_future(http.get(media, params={"_HLS_msn": str(msn),
+                                                               "_HLS_part": "0"}))
         await http.push("live-1", pcm[rate * 4: rate * 4 * 2], seq=seq)
-        part = await pending
+        part, blocked = await pending, await reload
         assert part.status == 200 and b"moof" in part.body
+        assert blocked.status == 200 and f"seg_{msn:05d}.0.m4s" in blocked.text
         for path in (f"/assets/live-1/{uri}", "/assets/live-1/master.m3u8",
                      "/assets/live-1/manifest.mpd", part_url.replace(f"/~{token}", ""),
                      _signed("live-1", _token(OTHER), uri)):
