@@ -55,6 +55,10 @@ VENDOR_FILES: Final[dict[str, str]] = {
     "dash.all.min.js": "dashjs/dist/modern/umd/dash.all.min.js",
 }
 
+# The page holds signed playback URLs (a token in the path) and, for a user who typed one,
+# a key: no request it makes, nor a link followed from it, may carry its address elsewhere.
+REFERRER_POLICY: Final = "no-referrer"
+
 PAGE_CACHE: Final = "no-cache"
 VENDOR_CACHE: Final = "public, max-age=3600"
 ERROR_CACHE: Final = "no-store"
@@ -155,7 +159,7 @@ def _headers(item: _Loaded, content_type: str, cache: str, gz: bool) -> dict[str
     headers = {h.CONTENT_TYPE: content_type, h.CACHE_CONTROL: cache,
                h.ETAG: gzip_etag(item.etag) if gz else item.etag,
                h.LAST_MODIFIED: format_http_date(item.last_modified), h.VARY: "Accept-Encoding",
-               "X-Content-Type-Options": "nosniff"}
+               "X-Content-Type-Options": "nosniff", "Referrer-Policy": REFERRER_POLICY}
     if gz:
         headers[h.CONTENT_ENCODING] = h.GZIP
     return headers

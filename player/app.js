@@ -7,8 +7,15 @@
 // state from the stream's Server-Sent Events (`record.live.events`); when the stream ends the
 // record turns into an ordinary VOD one (`state: "ready"`) at the same URLs. The library
 // refreshes itself, every few seconds while it lists a live asset.
+//
+// Playback URLs come from the page's own endpoint, GET /playback/{id} (player/api.js): the
+// record's URLs for a public asset, signed ones for a private asset when the user entered
+// a key (the "Key" field; sent as a Bearer token on /v1/assets and /playback). A private
+// live stream's events are followed with the token of its signed URL (`?token=`).
 
-import { listAssets, getAsset } from './api.js';
+import {
+  listAssets, getAsset, playbackUrls, withPlayback, tokenOf, currentKey, setKey,
+} from './api.js';
 import { renderGallery, renderGalleryError, markCurrent } from './gallery.js';
 import { PlayerController } from './controller.js';
 import { Controls } from './controls.js';
@@ -36,6 +43,7 @@ const state = {
   assets: [],
   asset: null,
   dash: params.get('dash') === '1',
+  playback: null, // {id, pb}: the playback URLs of the asset on the stage, once known
 };
 
 // ---- selecting and starting an asset ----------------------------------------------------
@@ -75,9 +83,7 @@ function renderDetails(asset) {
     asset.created ? formatDate(asset.created) : null,
   ].filter(Boolean);
   $('#meta').replaceChildren(...bits.flatMap((b, i) => (i ? [el('span', { class: 'dot' }, '·'), b] : [b])));
-  const dl = $('#download');
-  dl.hidden = !asset.download || live; // a live stream has no file yet
-  if (asset.download) dl.href = asset.download;
+  renderDownload(asset);
   $('#cover-title').textContent = asset.title || asset.id;
   $('#cover-sub').textContent = live ? 'Live audio'
     : asset.duration ? `Audio · ${formatTime(asset.duration)}` : 'Audio';
@@ -85,6 +91,31 @@ function renderDetails(asset) {
   for (const ch of asset.id) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   stage.style.setProperty('--hue', String(hash % 360));
   document.title = `${asset.title || asset.id} · sori`;
+}
+
+/** The download button: from the playback URLs (signed for a private asset) once known. */
+function renderDownload(asset) {
+  const dl = $('#download');
+  const pb = state.playback?.id === asset.id ? state.playback.pb : null;
+  const href = pb ? pb.download : asset.access === 'private' ? null : asset.download;
+  dl.hidden = !href || asset.state === 'live'; // a live stream has no file yet
+  if (href) dl.href = href;
+}
+
+/** The asset as the page plays it (player/api.js withPlayback), its playback URLs fetched
+ *  (or reused while valid); also shown on the stage (download, poster) when still there. */
+async function resolvePlayback(asset) {
+  const pb = await playbackUrls(asset.id);
+  if (state.asset?.id === asset.id) {
+    const known = state.playback?.id === asset.id && state.playback.pb === pb;
+    state.playback = { id: asset.id, pb };
+    if (!known) {
+      renderDownload(state.asset);
+      const view = withPlayback(state.asset, pb);
+      if (view.poster && !video.poster) video.poster = view.poster;
+    }
+  }
+  return withPlayback(asset, pb);
 }
 
 function renderEngineToggle() {
@@ -99,12 +130,16 @@ function select(asset, { play = false } = {}) {
     savePosition();
     controller.destroy();
     state.asset = asset;
-    controls.reset(asset);
+    state.playback = null;
+    // A private asset's poster needs the signed URL (resolvePlayback sets it).
+    controls.reset(asset.access === 'private' ? { ...asset, poster: null } : asset);
     renderDetails(asset);
     markCurrent(galleryNode, asset.id);
     updateUrl();
     panel.hidden = false;
     watchLive(asset);
+    // Ask for the playback URLs at once: the download link, and no wait on "play".
+    resolvePlayback(asset).catch(() => { /* start() says why */ });
   }
   if (play) return start();
   return Promise.resolve();
@@ -117,14 +152,26 @@ async function start({ startAt, resume = true } = {}) {
   controls.setLoading(true);
   stage.classList.add('is-started');
   const from = startAt ?? (resume ? savedPosition(asset) : 0);
+  let view;
+  try {
+    view = await resolvePlayback(asset);
+  } catch (err) {
+    if (state.asset !== asset) return;
+    controller.destroy();
+    controls.setLoading(false);
+    const hint = currentKey() ? '' : ' If it is private, enter a key above.';
+    controller.fail(`This asset cannot be played: ${err.message}${hint}`);
+    return;
+  }
+  if (state.asset !== asset) return; // another asset was chosen meanwhile
   if (from > 0 && startAt === undefined) controls.toast(`Resuming at ${formatTime(from)}`);
   controls.setThumbnails(null);
-  if (asset.thumbnails) {
-    loadThumbnails(asset.thumbnails)
+  if (view.thumbnails) {
+    loadThumbnails(view.thumbnails)
       .then((cues) => { if (state.asset === asset) controls.setThumbnails(cues); })
       .catch(() => { /* previews are optional */ });
   }
-  await controller.load(asset, { dash: state.dash, autoplay: true, startAt: from });
+  await controller.load(view, { dash: state.dash, autoplay: true, startAt: from });
 }
 
 function setEngine(dash) {
@@ -180,7 +227,23 @@ function watchLive(asset) {
   live.events = [];
   live.last = null;
   if (asset.state !== 'live' || !asset.live?.events || !window.EventSource) return;
-  const source = new EventSource(asset.live.events);
+  if (asset.access === 'private') {
+    // A private stream's events answer to the token of its signed URL (or a key, which an
+    // EventSource cannot send).
+    playbackUrls(asset.id).then((pb) => {
+      const token = tokenOf(pb.hls);
+      if (!token || state.asset?.id !== asset.id || live.source) return;
+      const url = new URL(asset.live.events, location.href);
+      url.searchParams.set('token', token);
+      followLive(asset, url.href);
+    }).catch(() => { /* the player says why it cannot play */ });
+    return;
+  }
+  followLive(asset, asset.live.events);
+}
+
+function followLive(asset, url) {
+  const source = new EventSource(url);
   live.source = source;
   const onEvent = (e) => {
     if (live.source !== source) return;
@@ -256,7 +319,10 @@ function adoptRecord(fresh) {
   const current = state.asset;
   if (current?.id !== fresh.id) return;
   state.asset = fresh;
-  if (controller.asset?.id === fresh.id) controller.asset = fresh;
+  if (controller.asset?.id === fresh.id) {
+    const pb = state.playback?.id === fresh.id ? state.playback.pb : null;
+    controller.asset = pb ? withPlayback(fresh, pb) : fresh;
+  }
   renderDetails(fresh);
   controls.update(fresh);
   if (current.state === 'live' && fresh.state !== 'live') liveEnded(fresh.id);
@@ -266,7 +332,7 @@ controller.addEventListener('liveended', () => { if (state.asset) liveEnded(stat
 
 // ---- the library's refresh ----------------------------------------------------------------
 
-const recordKey = (a) => [a.id, a.state, a.duration, a.title, a.poster].join('\u0000');
+const recordKey = (a) => [a.id, a.state, a.duration, a.title, a.poster, a.access].join('\u0000');
 let refreshTimer = 0;
 let refreshedAt = 0;
 
@@ -397,6 +463,38 @@ startupSettled.then(() => {
   link.href = '/player/favicon.svg';
 });
 
+// ---- the key ------------------------------------------------------------------------------
+
+const keyForm = $('#key-form');
+const keyInput = $('#key-input');
+function renderKey() {
+  const set = Boolean(currentKey());
+  keyForm.toggleAttribute('data-set', set);
+  keyInput.placeholder = set ? 'Key in use' : 'Key';
+  $('#key-forget').hidden = !set;
+}
+/** Use `key` ('' forgets it): the library is listed again with it, and what is on the
+ *  stage gets fresh playback URLs when next played. */
+async function useKey(key) {
+  setKey(key);
+  keyInput.value = '';
+  renderKey();
+  const id = state.asset?.id;
+  if (state.asset?.access === 'private' && !key) {
+    controller.destroy();
+    stopLive();
+  }
+  state.playback = null;
+  await loadLibrary(id || null);
+}
+keyForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const key = keyInput.value.trim();
+  if (key) useKey(key);
+});
+$('#key-forget').addEventListener('click', () => useKey(''));
+renderKey();
+
 renderEngineToggle();
 const ready = loadLibrary();
 setupUpload({
@@ -425,6 +523,8 @@ window.soriPlayer = {
   get live() {
     return { live: controls.live, events: [...live.events], status: $('.live-status').textContent };
   },
+  /** Enter (or with '' forget) a key, as the key field does; resolves once listed again. */
+  useKey: (key) => useKey(key),
   /** List the assets again now (the page also does every few seconds). */
   refreshLibrary: () => refreshLibrary(),
   /** Play asset `id`: {dash: bool, resume: bool (default false: from the start)}. */

@@ -255,6 +255,7 @@ export class PlayerController extends EventTarget {
   _networkMessage(data) {
     const status = data.response?.code;
     if (status === 404) return 'This stream could not be found on the server (404). It may have been deleted.';
+    if (status === 403) return 'The server refused this stream (403): its signed link has expired or is not valid for this asset. Try again for a fresh link.';
     if (status) return `The server answered ${status} while loading the stream.`;
     return 'The stream could not be loaded: the server is unreachable. Check your connection and try again.';
   }
@@ -395,6 +396,11 @@ export class PlayerController extends EventTarget {
 
   _notice(message) {
     this.dispatchEvent(new CustomEvent('notice', { detail: { message } }));
+  }
+
+  /** A failure before any engine ran (the playback URLs could not be had): shown as fatal. */
+  fail(message, details = '') {
+    this._fatal('access', message, details);
   }
 
   _fatal(type, message, details = '') {

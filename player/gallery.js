@@ -3,7 +3,8 @@
 import { el, icon, formatTime, formatDate } from './util.js';
 
 function artwork(asset) {
-  if (asset.poster) {
+  // A private asset's poster answers only to a signed URL: its card shows the cover.
+  if (asset.poster && asset.access !== 'private') {
     return el('img', {
       class: 'card-poster', src: asset.poster, alt: '', loading: 'lazy', decoding: 'async',
       width: 320, height: 180,
@@ -22,16 +23,24 @@ function badge(asset) {
   return asset.duration ? el('span', { class: 'badge' }, formatTime(asset.duration)) : null;
 }
 
+/** A private asset (it plays from signed URLs, for a user holding a key). */
+function lock(asset) {
+  if (asset.access !== 'private') return null;
+  return el('span', { class: 'badge badge-lock', title: 'Private: plays only from a signed URL' },
+    icon('lock'), 'Private');
+}
+
 function card(asset, onSelect) {
   const playable = asset.state !== 'failed';
   const kind = asset.kind === 'video' ? 'Video' : 'Audio';
   return el('li', { class: 'card-item' },
     el('button', {
       class: 'card', type: 'button', disabled: !playable,
-      dataset: { assetId: asset.id }, 'aria-label': `Play ${asset.title || asset.id}${asset.state === 'live' ? ' (live)' : ''}`,
+      dataset: { assetId: asset.id, access: asset.access || 'public' },
+      'aria-label': `Play ${asset.title || asset.id}${asset.state === 'live' ? ' (live)' : ''}${asset.access === 'private' ? ' (private)' : ''}`,
       onclick: () => onSelect(asset),
     },
-      el('div', { class: 'card-art' }, artwork(asset), badge(asset),
+      el('div', { class: 'card-art' }, artwork(asset), badge(asset), lock(asset),
         el('span', { class: 'card-play' }, icon('play'))),
       el('div', { class: 'card-body' },
         el('h3', { class: 'card-title' }, asset.title || asset.id),

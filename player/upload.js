@@ -1,7 +1,9 @@
 // Uploading a file from the page: POST /v1/assets, then follow the packaging job's
 // Server-Sent Events until the asset is ready (or say clearly why it failed).
 
-const KEY_STORE = 'sori:api-key';
+import { currentKey } from './api.js';
+
+const KEY_STORE = 'sori:api-key'; // the upload key asked for once (the key field's comes first)
 
 function post(file, key, onProgress) {
   // XMLHttpRequest, not fetch: only it reports upload progress.
@@ -53,7 +55,7 @@ export function setupUpload({ button, input, status, onDone }) {
     if (!file) return;
     button.disabled = true;
     try {
-      let key = localStorage.getItem(KEY_STORE) || '';
+      let key = currentKey() || localStorage.getItem(KEY_STORE) || '';
       let res = await post(file, key, (f) => show(`Uploading ${file.name}… ${Math.round(f * 100)}%`));
       if (res.status === 401) {
         key = window.prompt('This server needs an API key to upload:') || '';

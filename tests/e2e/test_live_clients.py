@@ -45,6 +45,7 @@ import pytest
 from test_player import ARTIFACTS, CHROMIUM, E2E_DIR, REPO, _check_tools
 
 sys.path.append(str(REPO / "tests" / "integration"))
+from live_producer import LiveProducer  # noqa: E402 - the real-time producer
 from real_clients import local_env, make_speech, require_tool, serve  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,6 @@ LIBS = {  # URL under /lib/ on the static server -> file (the builds sori's page
 
 RATE = 22_050
 CHUNK_SECONDS = 0.2
-CHUNK_BYTES = int(RATE * CHUNK_SECONDS) * 2  # s16le mono
 STREAM_SECONDS = 14.0
 FFMPEG_AFTER = 5.0  # seconds into the stream when ffmpeg opens the live master playlist
 HLSJS_AFTER = 3.0  # hls.js opens the stream 3 s in: from the start is then 3 s behind live
@@ -75,82 +75,6 @@ SPEECH = (
     "was spoken. When the speaker stops, the stream becomes an ordinary recording at the "
     "very same address, and every player plays it to its last word."
 )
-
-
-# ---- the producer ------------------------------------------------------------------------
-
-
-@dataclass
-class Producer:
-    """One live stream: created at once, then pushed in real time from a thread."""
-
-    base: str
-    asset_id: str
-    pcm: bytes
-    created: dict[str, Any] = field(default_factory=dict)
-    sealed: dict[str, Any] = field(default_factory=dict)
-    late: list[float] = field(default_factory=list)  # seconds each chunk went out late
-    rtt: list[float] = field(default_factory=list)  # seconds each chunk's POST took
-    ended_at: float = 0.0  # wall clock of the end request
-    errors: list[str] = field(default_factory=list)
-    thread: threading.Thread | None = None
-
-    def _conn(self) -> http.client.HTTPConnection:
-        parts = urllib.parse.urlsplit(self.base)
-        return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
-
-    def _post(self, conn: http.client.HTTPConnection, path: str, body: bytes,
-              ctype: str) -> tuple[int, bytes]:
-        conn.request("POST", path, body=body, headers={"Content-Type": ctype})
-        res = conn.getresponse()
-        return res.status, res.read()
-
-    def create(self) -> None:
-        conn = self._conn()
-        body = json.dumps({"id": self.asset_id, "title": f"live {self.asset_id}", "format": {
-            "codec": "pcm_s16le", "sample_rate": RATE, "channels": 1}}).encode()
-        status, data = self._post(conn, "/v1/live", body, "application/json")
-        conn.close()
-        assert status == 201, f"POST /v1/live {self.asset_id}: {status} {data[:300]!r}"
-        self.created = json.loads(data)
-
-    def start(self, t0: float) -> None:
-        self.thread = threading.Thread(target=self._push, args=(t0,), daemon=True,
-                                       name=f"producer-{self.asset_id}")
-        self.thread.start()
-
-    def _push(self, t0: float) -> None:
-        conn = self._conn()
-        try:
-            chunks = int(round(STREAM_SECONDS / CHUNK_SECONDS))
-            for seq in range(chunks):
-                due = t0 + seq * CHUNK_SECONDS
-                time.sleep(max(0.0, due - time.time()))
-                sent = time.time()
-                self.late.append(sent - due)
-                data = self.pcm[seq * CHUNK_BYTES:(seq + 1) * CHUNK_BYTES]
-                status, body = self._post(conn, f"/v1/live/{self.asset_id}/chunks?seq={seq}",
-                                          data, "application/octet-stream")
-                self.rtt.append(time.time() - sent)
-                if status >= 300:
-                    self.errors.append(f"chunk {seq}: {status} {body[:200]!r}")
-                    return
-            time.sleep(max(0.0, t0 + STREAM_SECONDS - time.time()))
-            self.ended_at = time.time()
-            status, body = self._post(conn, f"/v1/live/{self.asset_id}/end", b"",
-                                      "application/json")
-            if status != 200:
-                self.errors.append(f"end: {status} {body[:300]!r}")
-            else:
-                self.sealed = json.loads(body)
-        except Exception as e:  # noqa: BLE001 - reported by the tests
-            self.errors.append(f"{type(e).__name__}: {e}")
-        finally:
-            conn.close()
-
-    def join(self) -> None:
-        assert self.thread is not None
-        self.thread.join(timeout=STREAM_SECONDS + 30)
 
 
 # ---- the page's static server ------------------------------------------------------------
@@ -266,7 +190,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pcm = _pcm(work)
     env = local_env(work / "store")
     with serve(env, work / "serve.log") as origin, _page_server() as page:
-        producers = {name: Producer(origin.base, f"live-{name}", pcm) for name in STREAMS}
+        producers = {name: LiveProducer(origin.base, f"live-{name}", pcm, RATE, STREAM_SECONDS,
+                                     chunk_seconds=CHUNK_SECONDS)
+                     for name in STREAMS}
         for p in producers.values():
             p.create()
         scenario = {
@@ -392,12 +318,12 @@ def _assert_job(run: dict[str, Any], name: str, needed: list[str],
     return job
 
 
-def _producer(run: dict[str, Any], name: str) -> Producer:
-    producer: Producer = run["producers"][JOBS[name].kind]
+def _producer(run: dict[str, Any], name: str) -> LiveProducer:
+    producer: LiveProducer = run["producers"][JOBS[name].kind]
     return producer
 
 
-def _past_the_end(error: dict[str, Any], producer: Producer) -> bool:
+def _past_the_end(error: dict[str, Any], producer: LiveProducer) -> bool:
     """A Shaka error that is the 404 of a segment or part starting at or after the end of
     the sealed stream, asked for after the stream ended. DASH: with $Number$ addressing a
     client holding the dynamic MPD computes the next segment from the clock

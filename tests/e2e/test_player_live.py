@@ -26,15 +26,12 @@ test-artifacts/live-player.json.
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 import wave
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,6 +39,7 @@ import pytest
 from test_player import ARTIFACTS, CHROMIUM, E2E_DIR, REPO, _check_tools
 
 sys.path.append(str(REPO / "tests" / "integration"))
+from live_producer import LiveProducer  # noqa: E402 - the real-time producer
 from real_clients import local_env, serve  # noqa: E402 - shared helpers
 
 pytestmark = pytest.mark.e2e
@@ -64,78 +62,6 @@ SPEECH = (
     "voice comes back for a few more words, and when it stops, the stream becomes an "
     "ordinary recording at the same address."
 )
-
-
-# ---- the producer ------------------------------------------------------------------------
-
-
-@dataclass
-class Producer:
-    """The live stream: created at once, then pushed in real time from a thread."""
-
-    base: str
-    pcm: bytes
-    rate: int
-    created: dict[str, Any] = field(default_factory=dict)
-    sealed: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    thread: threading.Thread | None = None
-
-    def _conn(self) -> http.client.HTTPConnection:
-        parts = urllib.parse.urlsplit(self.base)
-        return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
-
-    @staticmethod
-    def _post(conn: http.client.HTTPConnection, path: str, body: bytes,
-              ctype: str) -> tuple[int, bytes]:
-        conn.request("POST", path, body=body, headers={"Content-Type": ctype})
-        res = conn.getresponse()
-        return res.status, res.read()
-
-    def create(self) -> None:
-        conn = self._conn()
-        body = json.dumps({"id": ASSET_ID, "title": "A live talk", "format": {
-            "codec": "pcm_s16le", "sample_rate": self.rate, "channels": 1}}).encode()
-        status, data = self._post(conn, "/v1/live", body, "application/json")
-        conn.close()
-        assert status == 201, f"POST /v1/live: {status} {data[:300]!r}"
-        self.created = json.loads(data)
-
-    def start(self, t0: float) -> None:
-        self.thread = threading.Thread(target=self._push, args=(t0,), daemon=True,
-                                       name="live-producer")
-        self.thread.start()
-
-    def _push(self, t0: float) -> None:
-        chunk = int(self.rate * CHUNK_SECONDS) * 2  # s16le mono
-        first = int(round(SPEAK_FIRST / CHUNK_SECONDS))
-        again = int(round(SPEAK_AGAIN / CHUNK_SECONDS))
-        conn = self._conn()
-        try:
-            for seq in range(first + again):
-                # wall-clock pace; the chunks after the pause go out PAUSE seconds later
-                due = t0 + seq * CHUNK_SECONDS + (PAUSE if seq >= first else 0.0)
-                time.sleep(max(0.0, due - time.time()))
-                status, body = self._post(conn, f"/v1/live/{ASSET_ID}/chunks?seq={seq}",
-                                          self.pcm[seq * chunk:(seq + 1) * chunk],
-                                          "application/octet-stream")
-                if status >= 300:
-                    self.errors.append(f"chunk {seq}: {status} {body[:200]!r}")
-                    return
-            time.sleep(max(0.0, t0 + STREAM_SECONDS - time.time()))
-            status, body = self._post(conn, f"/v1/live/{ASSET_ID}/end", b"", "application/json")
-            if status != 200:
-                self.errors.append(f"end: {status} {body[:300]!r}")
-            else:
-                self.sealed = json.loads(body)
-        except Exception as e:  # noqa: BLE001 - reported by the tests
-            self.errors.append(f"{type(e).__name__}: {e}")
-        finally:
-            conn.close()
-
-    def join(self) -> None:
-        assert self.thread is not None
-        self.thread.join(timeout=STREAM_SECONDS + 30)
 
 
 def _pcm(path: Path) -> tuple[bytes, int]:
@@ -405,7 +331,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("e2e-player-live")
     pcm, rate = _pcm(work / "speech.wav")
     with serve(local_env(work / "store"), work / "serve.log") as origin:
-        producer = Producer(origin.base, pcm, rate)
+        producer = LiveProducer(origin.base, ASSET_ID, pcm, rate, SPEAK_FIRST + SPEAK_AGAIN,
+                                title="A live talk", pause_at=SPEAK_FIRST, pause=PAUSE,
+                                chunk_seconds=CHUNK_SECONDS)
         producer.create()
         scenario = {"base": origin.base, "id": ASSET_ID, "artifacts": str(ARTIFACTS),
                     "chromium": str(CHROMIUM), "openAfter": OPEN_AFTER,
@@ -453,7 +381,7 @@ def _assert_checks(report: dict[str, Any], prefix: str) -> None:
 
 
 def test_the_stream_was_pushed_and_sealed(run: dict[str, Any]) -> None:
-    producer: Producer = run["producer"]
+    producer: LiveProducer = run["producer"]
     assert producer.created["state"] == "live", producer.created
     assert producer.created["live"]["events"] == f"/v1/live/{ASSET_ID}/events", producer.created
     assert not producer.errors, producer.errors
