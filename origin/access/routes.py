@@ -23,7 +23,7 @@ from aiohttp import web
 
 from manifests import layout
 from origin import headers as h
-from origin.access.guard import cap_max_age
+from origin.access.guard import INVALID, cap_max_age, denial
 from origin.api import JOBS_KEY, _asset_id, _public, _record, _refuse_if_busy, json_response
 from origin.app import MEDIA_KEY
 from origin.auth import holds_write_key
@@ -179,6 +179,10 @@ async def edge_check(request: web.Request) -> web.Response:
         return _check_answer(204, CHECK_PUBLIC_MAX_AGE)
     admitted = media.guard.admit(request, asset_id, token)
     if isinstance(admitted, web.Response):
+        if admitted.status != 403:
+            # auth_request knows 2xx, 401 and 403 only (anything else becomes a 500 at
+            # the edge): a throttled address is refused like any other denial.
+            return denial(INVALID)
         return admitted
     remaining = admitted.expires - time.time()
     return _check_answer(204, min(CHECK_GRANT_MAX_AGE, remaining))

@@ -441,3 +441,30 @@ async def test_an_upload_with_access_private(origin: Origin, tmp_path: Path) -> 
     status, _, _ = await origin.get("/v1/assets?id=up-2&access=secret", method="POST",
                                     data=wav.read_bytes(), headers=auth)
     assert status == 400
+
+
+async def test_the_edge_check(store: Store, packaged: dict[str, bytes], origin_client: Any,
+                              tmp_path: Path) -> None:
+    o = await _origin(store, packaged, origin_client,
+                      _config(tmp_path, token_failures_per_minute=3))
+
+    async def check(uri: str, xff: str = "198.51.100.1") -> tuple[int, Any, bytes]:
+        return await o.get("/v1/access/check",
+                           headers={"X-Original-URI": uri, "X-Forwarded-For": xff})
+
+    short = _token(AUDIO, ttl=30)
+    status, headers, body = await check(_signed(AUDIO, short, "v/x/low/seg_00001.m4s"))
+    assert status == 204 and body == b""
+    assert 25 <= int(headers["Cache-Control"].split("max-age=")[1]) <= 30
+    status, headers, _ = await check(f"/v1/assets/{AUDIO}/download?token={short}&x=1")
+    assert status == 204
+    status, headers, _ = await check(f"/assets/{OTHER}/master.m3u8")
+    assert status == 204 and headers["Cache-Control"] == "max-age=5"
+    assert (await check("/assets/nope-1/master.m3u8"))[0] == 204  # the origin 404s it itself
+    for uri in (f"/assets/{AUDIO}/master.m3u8", _signed(AUDIO, _token(OTHER), "master.m3u8"),
+                f"/v1/assets/{AUDIO}/download", f"/v1/assets/{AUDIO}/download?token=x.y"):
+        _assert_denied(*await check(uri))
+    # Past the failure limit the check still answers 403 (auth_request knows no 429).
+    _assert_denied(*await check(f"/assets/{AUDIO}/master.m3u8"))
+    assert (await check(_signed(AUDIO, "a.b", "master.m3u8")))[0] == 403
+    assert (await check(_signed(AUDIO, short, "master.m3u8")))[0] == 204
