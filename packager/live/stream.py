@@ -1,8 +1,9 @@
 """A live TTS stream: audio in, parts and segments of every rung out, as it is spoken.
 
-    chunks ─> intake (PCM / WAV header / ffmpeg decoder) ─> float PCM ─> leveller
-           ─> encoder (one ffmpeg, every rung, ADTS per rung) ─> cutters ─> parts
-           ─> store (part files, segment files) + the growing model ─> waiters woken
+    chunks ─> intake (PCM / WAV header / ffmpeg decoder: packager.live.intake)
+           ─> float PCM ─> leveller ─> encoder (one ffmpeg, every rung, ADTS per rung)
+           ─> publisher (cutters, parts, the store, the growing model:
+              packager.live.publish) ─> waiters woken
 
 Media time is the audio written to the encoder. Its clock starts at the first byte the
 origin accepts (`start`, the EXT-X-PROGRAM-DATE-TIME of media time 0). When the producer
@@ -31,17 +32,16 @@ import numpy as np
 
 from manifests import layout
 from manifests.llhls import LiveTiming, LiveTrack
-from packager.audio import aac_cmaf
 from packager.errors import InvalidInput, PackagerError
 from packager.live import formats
 from packager.live.encoder import LiveEncoder
 from packager.live.intake import Intake
 from packager.live.leveller import Leveller
 from packager.live.plan import LivePlan
-from packager.live.track import RungCutter, RungState
+from packager.live.publish import Publisher
+from packager.live.track import RungState
 from settings import AudioRung, LiveConfig, PackagerConfig
 from storage.base import Store
-from storage.content_types import content_type_for
 
 log = logging.getLogger("sori.live")
 
@@ -88,7 +88,6 @@ class LiveStream:
         self.fed_frames = 0  # PCM frames written to the encoder
         self.silence_frames = 0  # inserted while the producer lagged
         self.padding_frames = 0  # added at the end (the last segment's minimum, flushing)
-        self.published_parts = 0
         self.error: str | None = None
         self.rungs_state = [
             RungState(r.id, r.sample_rate, r.channels, "mp4a.40.2",
@@ -106,9 +105,8 @@ class LiveStream:
         self._encoder: LiveEncoder | None = None
         self._intake = Intake(fmt, asset_id, self._start_encoder, self._speech, self._heard)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._cutters: list[RungCutter] = []
-        self._ready: list[list[tuple[int, int, list[bytes]]]] = [[] for _ in rungs]
-        self._end_part: int | None = None  # parts past this are dropped (set at the end)
+        self._out = Publisher(asset_id, store, plan, self.rungs_state, self.spool,
+                              self._wake, self._fail)
         self._closing = False
         self._timing: LiveTiming | None = None
         self._text_cache: dict[tuple[int, bool], tuple[int, str]] = {}
@@ -118,6 +116,10 @@ class LiveStream:
     @property
     def media_seconds(self) -> float:
         return self.fed_frames / self._rate if self._rate else 0.0
+
+    @property
+    def published_parts(self) -> int:
+        return self._out.published_parts
 
     @property
     def published_seconds(self) -> float:
@@ -142,16 +144,8 @@ class LiveStream:
     # --- start -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Write the init segments (known before any audio: AAC-LC at each rung's rate)."""
-        for r, st in zip(self.rungs, self.rungs_state, strict=True):
-            index = aac_cmaf.SAMPLE_RATES.index(r.sample_rate)
-            init = aac_cmaf.init_segment(aac_cmaf.AdtsConfig(2, index, r.channels), r.channels,
-                                         r.bitrate, r.bitrate)
-            st.init_size = len(init)
-            rel = f"{st.dir}/{layout.INIT}"
-            (self.spool / r.id).mkdir(parents=True, exist_ok=True)
-            (self.spool / r.id / layout.INIT).write_bytes(init)
-            await self.store.put_bytes(layout.key(self.asset_id, rel), init, content_type_for(rel))
+        """Write the init segments; start the encoder if the format says its rate."""
+        await self._out.write_init(self.rungs)
         await self._intake.open()
         self._tasks.append(asyncio.create_task(self._clock(), name=f"live-clock-{self.asset_id}"))
 
@@ -163,10 +157,7 @@ class LiveStream:
                           self.pcfg.true_peak if self.cfg.loudness else None)
         await enc.start()
         self._encoder = enc
-        self._cutters = [RungCutter(self.plan, r.sample_rate) for r in self.rungs]
-        for i in range(len(self.rungs)):
-            self._tasks.append(asyncio.create_task(self._read_rung(i),
-                                                   name=f"live-rung-{self.asset_id}-{i}"))
+        self._tasks += self._out.follow(enc)
 
     # --- ingest ------------------------------------------------------------------------
 
@@ -271,76 +262,8 @@ class LiveStream:
                 self.producer = "paused"
                 await self._silence(int(behind * self._rate))
 
-    # --- encoder output -> parts -------------------------------------------------------
-
-    async def _read_rung(self, i: int) -> None:
-        assert self._encoder is not None
-        cutter = self._cutters[i]
-        try:
-            async for batch in self._encoder.frames(i):
-                done = False
-                for cfg, frame in batch:
-                    part = cutter.add(cfg, frame)
-                    if part is not None:
-                        self._ready[i].append((part.index, part.start_frame, part.frames))
-                        done = True
-                if done:
-                    await self._publish_ready()
-        except aac_cmaf.AdtsError as e:
-            self.error = f"encoder output unreadable: {e}"
-        # End of the encoder's output: what is left is the tail of the last part.
-        if cutter.pending:
-            self._ready[i].append((cutter.part, cutter.start, cutter.pending))
-            cutter.pending = []
-        await self._publish_ready()
-
-    async def _publish_ready(self) -> None:
-        """Publish every part that all rungs have finished, in order."""
-        while all(self._ready) and not self._publishing:
-            self._publishing = True
-            try:
-                batch = [q.pop(0) for q in self._ready]
-                index = batch[0][0]
-                if self._end_part is not None and index >= self._end_part:
-                    continue
-                await self._publish_part(index, batch)
-            finally:
-                self._publishing = False
-
-    _publishing = False
-
-    async def _publish_part(self, index: int, batch: list[tuple[int, int, list[bytes]]]) -> None:
-        """Store the part of every rung (and the segment it completes), then add it to the
-        model: a playlist never lists, and a blocking reload is never answered for, a part
-        whose bytes are not in the store yet."""
-        number, k = self.plan.locate(index)
-        last_of_segment = (k == self.plan.parts_in(number) - 1
-                           or (self._end_part is not None and index == self._end_part - 1))
-        made: list[tuple[RungState, str, bytes, int, int]] = []
-        for st, (_idx, start_frame, frames) in zip(self.rungs_state, batch, strict=True):
-            data = aac_cmaf.media_segment(index + 1, start_frame * aac_cmaf.SAMPLES_PER_FRAME,
-                                          frames, styp=(k == 0))
-            made.append((st, st.part_rel(number, k), data,
-                         start_frame * aac_cmaf.SAMPLES_PER_FRAME,
-                         len(frames) * aac_cmaf.SAMPLES_PER_FRAME))
-        await asyncio.gather(*(self.store.put_bytes(layout.key(self.asset_id, rel), data,
-                                                    content_type_for(rel))
-                               for _st, rel, data, _t, _n in made))
-        if last_of_segment:
-            closing = [(st, st.next_number, b"".join(st.open_bytes) + data)
-                       for st, _rel, data, _t, _n in made]
-            await asyncio.gather(*(
-                self.store.put_bytes(layout.key(self.asset_id, st.segment_rel(n)), seg,
-                                     content_type_for(st.segment_rel(n)))
-                for st, n, seg in closing))
-            for st, n, seg in closing:
-                (self.spool / st.rung_id / layout.segment_name(n)).write_bytes(seg)
-        for st, rel, data, start_tick, ticks in made:
-            st.add_part(rel, data, start_tick, ticks)
-            if last_of_segment:
-                st.close_segment()
-        self.published_parts = index + 1
-        self._wake()
+    def _fail(self, message: str) -> None:
+        self.error = message
 
     def _wake(self) -> None:
         old = self.changed
@@ -405,7 +328,7 @@ class LiveStream:
             seg_first = plan.first_part_of(last_number)
             need = math.ceil(0.25 * plan.target_duration / float(plan.part) - 1e-9)
             end_part = max(end_part, seg_first + min(need, plan.parts_in(last_number)))
-            self._end_part = end_part
+            self._out.end_part = end_part
             tail = float(plan.part) * end_part + 3 * 1024 / min(r.sample_rate for r in self.rungs)
             await self._silence(int(math.ceil((tail - self.media_seconds) * self._rate)),
                                 padding=True)
