@@ -48,8 +48,10 @@ class Edge:
 
 
 def render_edge(work: Path, *, origin_port: int, port: int, tls_port: int, cert: Path,
-                key: Path) -> Edge:
-    """deploy/nginx rendered into `work` (conf dir, cache dir, access log)."""
+                key: Path, download_slice: str | None = None) -> Edge:
+    """deploy/nginx rendered into `work` (conf dir, cache dir, access log); with
+    `download_slice`, downloads are cached in slices of that size instead of 1m (so a
+    short test file spans several)."""
     conf_dir = work / "conf"
     conf_dir.mkdir(parents=True, exist_ok=True)
     (work / "cache").mkdir(exist_ok=True)
@@ -69,6 +71,9 @@ def render_edge(work: Path, *, origin_port: int, port: int, tls_port: int, cert:
     (conf_dir / "sori-edge.conf").write_text(render(TEMPLATE.read_text(), values))
     locations = LOCATIONS.read_text()
     assert not PLACEHOLDER.search(locations), "the locations file takes no values"
+    if download_slice is not None:
+        assert locations.count("slice 1m;") == 1
+        locations = locations.replace("slice 1m;", f"slice {download_slice};")
     (conf_dir / LOCATIONS.name).write_text(locations)
     return Edge(f"    include {conf_dir / 'sori-edge.conf'};\n", port, tls_port, access_log)
 

@@ -10,7 +10,7 @@ Checked: ten users with ten tokens play "talk" and every object reaches the orig
 (users 2-10 are served from the edge cache); no token, a forged token, an expired one and
 another asset's token get a JSON 403 with no-store and no media bytes, also for objects
 already in the edge cache, and so do requests that try to reach "talk" through another
-asset's path; the origin's 429 for an address that keeps failing passes through; a
+asset's path; an address that keeps failing is refused even a new genuine token; a
 public asset plays through the edge and ten users at once on a cold cache cost the origin
 one request per object; a download resumes with Range under one token and is shared
 between tokens; the TLS listener speaks HTTP/2. No token appears in the edge's log.
@@ -58,6 +58,7 @@ KEYS = {"k1": "edge-test-secret-0123456789"}
 APP = Config(security=SecurityConfig(signing_keys=KEYS))  # what an app backend mints with
 USERS = 10
 STATUS = "X-Cache-Status"
+LIMIT = 60  # [security] token_failures_per_minute (the default)
 NGINX_CLOCK = 1.2  # s: nginx keeps cache validity in whole seconds
 
 
@@ -122,12 +123,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture
-def edge(site: Site, tmp_path: Path) -> Iterator[EdgeRun]:
-    """A fresh nginx (empty caches) running the shipped configuration."""
+def edge(site: Site, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EdgeRun]:
+    """A fresh nginx (empty caches) running the shipped configuration (indirect param:
+    the download slice size)."""
     prefix = tmp_path / "nginx"
     port, tls_port = free_port(), free_port()
     rendered = render_edge(prefix, origin_port=site.origin.port, port=port,
-                           tls_port=tls_port, cert=site.cert, key=site.key)
+                           tls_port=tls_port, cert=site.cert, key=site.key,
+                           download_slice=getattr(request, "param", None))
     with nginx(prefix, rendered.http_block, port, ready_path="/healthz"):
         run = EdgeRun(port, tls_port, rendered.access_log)
         yield run
@@ -276,17 +279,26 @@ def test_refusals_get_no_bytes_even_when_the_object_is_cached(site: Site,
     open_token = _urls(PUBLIC)["token"]
     seg = next(p for p in objects if p.endswith(".m4s")).split("/", 3)[3]
     prober = edge.client()
+    statuses: dict[str, int] = {}
     for path in (f"/assets/{PUBLIC}/../{PRIVATE}/{seg}",
                  f"/assets/{PUBLIC}/%2e%2e/{PRIVATE}/{seg}",
                  f"/assets/{PUBLIC}/~{open_token}/../../{PRIVATE}/{seg}",
                  f"/assets/{PUBLIC}/~{open_token}/..%2F..%2F{PRIVATE}/{seg}",
                  f"/assets/{PUBLIC}/~{open_token}/%2e%2e/%2e%2e/{PRIVATE}/{seg}",
                  f"/assets/{PRIVATE}/~{open_token}/{seg}",
-                 f"/assets/{PRIVATE}//{seg}"):
+                 f"/assets/{PRIVATE}//{seg}",
+                 # nginx normalises these to a cached object's $uri; the origin's check
+                 # answers 204 to URIs it cannot parse, so a key taken from $uri leaks.
+                 f"/assets/{PRIVATE}/./{seg}",
+                 f"/assets/{PRIVATE}/v/../{seg}",
+                 f"/%61ssets/{PRIVATE}/{seg}",
+                 f"/assets/{PRIVATE}/{seg.replace('/', '%2F', 1)}"):
         res = prober.get(path)
+        statuses[path] = res.status
         assert res.status in (400, 403, 404), (path, res.status)
         assert walk[f"/assets/{PRIVATE}/{seg}"].body[:64] not in res.body, path
     assert rec["access"] == "private"
+    print(f"\nprobes: {sorted(Counter(statuses.values()).items())}")
 
 
 def _signed(obj: str, token: str | None) -> str:
@@ -296,25 +308,23 @@ def _signed(obj: str, token: str | None) -> str:
     return f"/{head}/{asset}/~{token}/{rest}"
 
 
-def test_an_address_that_keeps_failing_gets_the_origins_429(site: Site,
-                                                            edge: EdgeRun) -> None:
+def test_an_address_that_keeps_failing_is_refused_even_a_new_token(site: Site,
+                                                                   edge: EdgeRun) -> None:
+    """The origin counts failed checks per client address (through the edge's
+    X-Forwarded-For); past the limit that address is refused (403 at the check, which is
+    all auth_request understands) even with a genuine token it had not used before."""
     guesser = edge.client()
     mine = _urls(PRIVATE)["hls"]
     assert guesser.get(mine).status == 200
-    path = _signed(f"/assets/{PRIVATE}/master.m3u8", _forged(_urls(PRIVATE)["token"]))
-    refused = 0
-    while (res := guesser.get(path)).status == 403 and refused < 200:
-        refused += 1
-    assert res.status == 429, (refused, res.status)
-    assert refused >= 10, "throttled too early"
-    assert res.header("Cache-Control") == "no-store"
-    assert int(res.header("Retry-After") or 0) >= 1
-    assert "error" in json.loads(res.body)
+    forged = _signed(f"/assets/{PRIVATE}/master.m3u8", _forged(_urls(PRIVATE)["token"]))
+    for _ in range(LIMIT + 5):
+        _refused(guesser.get(forged), "forged, repeated")
+    fresh = _urls(PRIVATE)["hls"]
+    _refused(guesser.get(fresh), "a new genuine token from a throttled address")
     # Another address is not affected, and a token that verified from this one before
-    # still plays (a listener behind the guesser's NAT); a new one waits out the minute.
-    assert edge.client().get(path).status == 403
+    # still plays (a listener behind the guesser's NAT).
+    assert edge.client().get(fresh).status == 200
     assert guesser.get(mine).status == 200
-    assert guesser.get(_urls(PRIVATE)["hls"]).status == 429
 
 
 def test_a_public_asset_plays_through_the_edge_and_a_cold_crowd_costs_one_fetch(
@@ -336,6 +346,7 @@ def test_a_public_asset_plays_through_the_edge_and_a_cold_crowd_costs_one_fetch(
         assert res.body == crawls[0][path].body, path
 
 
+@pytest.mark.parametrize("edge", [None, "64k"], indirect=True, ids=["slice-1m", "slice-64k"])
 def test_a_download_resumes_with_range_under_one_token(site: Site, edge: EdgeRun) -> None:
     rec = site.record(PRIVATE)
     data = (site.root / PRIVATE / rec["download_key"]).read_bytes()
@@ -360,10 +371,15 @@ def test_a_download_resumes_with_range_under_one_token(site: Site, edge: EdgeRun
     tail = other.get(_urls(PRIVATE)["download"], {"Range": "bytes=-1000"})
     assert tail.status == 206 and tail.body == data[-1000:]
     fetched = origin_fetches(site.origin.log, path) - before
-    slices = -(-size // (1024 * 1024))
+    slice_size = 64 * 1024 if "slice 64k;" in _locations(edge) else 1024 * 1024
+    slices = -(-size // slice_size)
     print(f"\ndownload: {size} bytes, {slices} slice(s), origin fetches {dict(fetched)}")
     assert sum(fetched.values()) == slices, fetched
     _refused(edge.client().get(path, {"Range": f"bytes={cut}-"}), "download, no token")
+
+
+def _locations(edge: EdgeRun) -> str:
+    return (edge.access_log.parent / "conf" / "sori-edge-locations.conf").read_text()
 
 
 def test_the_tls_listener_speaks_http2(site: Site, edge: EdgeRun) -> None:
