@@ -16,6 +16,7 @@ remaining lifetime, so no browser or CDN that keys on the full URL keeps it past
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -166,10 +167,15 @@ async def edge_check(request: web.Request) -> web.Response:
     """For an edge's auth_request: may the client fetch the URI in X-Original-URI?"""
     uri = request.headers.get("X-Original-URI", "")
     path, _, query = uri.partition("?")
+    if not path.startswith((PREFIX, "/v1/assets/")):
+        return _check_answer(204, CHECK_PUBLIC_MAX_AGE)  # not an asset's: the origin answers it
     try:
         asset_id, token = _target(path, query)
     except (InvalidKey, NotFound):
-        return _check_answer(204, CHECK_PUBLIC_MAX_AGE)  # not an asset's: the origin answers it
+        # Under an asset's prefix but not a path the origin would serve as written (dot
+        # segments, encoded separators): an edge that normalises paths could map it onto
+        # a cached object, so it is refused here rather than waved through.
+        return denial(INVALID)
     media = request.app[MEDIA_KEY]
     try:
         await media.confirm(asset_id)
@@ -204,7 +210,9 @@ def _target(path: str, query: str) -> tuple[str, str | None]:
 
 
 def _check_answer(status: int, max_age: float) -> web.Response:
-    seconds = int(max_age)
+    # A whole second less than what is left: a cache counting whole seconds never keeps
+    # the answer past the token's expiry.
+    seconds = math.ceil(max_age) - 1
     # Neither public nor private: only the edge keeps it (nginx stores no `private`).
     cc = f"max-age={seconds}" if seconds > 0 else h.NO_STORE
     return web.Response(status=status, headers={h.CACHE_CONTROL: cc})
