@@ -11,7 +11,8 @@
 
 The asset record in the store is the only truth about assets (no index, no
 database): listing reads `{id}/asset.json` for every top-level prefix. Jobs are
-in memory (origin.jobs). Write methods need an API key when keys are configured
+in memory (origin.jobs), or on a queue in Redis with `[jobs] backend = "redis"`
+(origin.queued_jobs, run by `sori worker`). Write methods need an API key when keys are configured
 (origin.auth). Errors are raised as domain exceptions or returned with
 `json_error`, and become `{"error": ...}` at the edge (origin.errors).
 """
@@ -32,6 +33,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from jobqueue.base import QueueUnavailable
 from manifests import layout
 from origin import headers as h
 from origin import sse, uploads
@@ -43,6 +45,7 @@ from origin.jobs import AssetBusy, JobManager
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler, is_private_record
 from origin.metrics import metrics_of
+from origin.queued_jobs import QueuedJobs
 from packager.errors import InvalidInput
 from packager.live.registry import StillLive
 from packager.publish import read_record
@@ -53,7 +56,10 @@ from storage.errors import InvalidKey, NotFound, Unsupported
 
 log = logging.getLogger("sori.api")
 
-JOBS_KEY = web.AppKey("sori.jobs", JobManager)
+# JobManager: `[jobs] backend = "local"`, jobs run in this process; QueuedJobs: "redis",
+# jobs on the queue, run by `sori worker` processes.
+JOBS_KEY: web.AppKey[JobManager | QueuedJobs] = web.AppKey("sori.jobs")
+QUEUE_DOWN = "the job queue (Redis) is unavailable: retry later"
 LIST_CONCURRENCY = 16  # records read at once when listing
 STALE_UPLOADS = 24 * 3600.0  # upload directories older than this are left-overs
 API_CACHE = h.NO_STORE
@@ -68,10 +74,14 @@ register_error(StillLive, 409)
 
 def setup(app: web.Application) -> None:
     cfg = app[CONFIG_KEY]
-    app[JOBS_KEY] = JobManager(app[STORE_KEY], cfg.packager,
-                               concurrency=cfg.origin.job_concurrency,
-                               registry=metrics_of(app).registry,
-                               board=JobBoard(Path(cfg.origin.upload_dir) / "jobs"))
+    if cfg.jobs.backend == "redis":
+        app[JOBS_KEY] = QueuedJobs(app[STORE_KEY], cfg)
+        app.on_startup.append(_start_queue)
+    else:
+        app[JOBS_KEY] = JobManager(app[STORE_KEY], cfg.packager,
+                                   concurrency=cfg.origin.job_concurrency,
+                                   registry=metrics_of(app).registry,
+                                   board=JobBoard(Path(cfg.origin.upload_dir) / "jobs"))
     r = app.router
     r.add_get("/v1/assets", list_assets, name="api-assets")
     r.add_post("/v1/assets", upload_asset, name="api-upload")
@@ -176,6 +186,8 @@ async def upload_asset(request: web.Request) -> web.Response:
     # Refuse what can be refused before reading a byte of the body.
     early = uploads.query_fields(request)
     uploads.check_fields(early)
+    if isinstance(jobs, QueuedJobs):
+        return await _upload_queued(request, jobs, early)
     if early.get("id"):
         _refuse_if_busy(jobs, early["id"])
     upload = await uploads.receive(request, Path(cfg.origin.upload_dir),
@@ -192,10 +204,33 @@ async def upload_asset(request: web.Request) -> web.Response:
                          headers={"Location": location})
 
 
+async def _upload_queued(request: web.Request, jobs: QueuedJobs,
+                         early: dict[str, str]) -> web.Response:
+    """The upload goes to the store and on the queue; a worker packages it. Redis down:
+    503 before the body is read when possible, else after (the upload is removed)."""
+    cfg = request.app[CONFIG_KEY]
+    try:
+        if early.get("id"):
+            holder = await jobs.holder(early["id"])
+            if holder is not None:
+                raise AssetBusy(early["id"], holder)
+        else:
+            await jobs.ping()
+        upload = await uploads.receive(request, Path(cfg.origin.upload_dir),
+                                       cfg.origin.max_upload_bytes)
+        job = await jobs.submit(upload)  # removes the received file in every case
+    except QueueUnavailable as e:
+        log.warning("upload refused: %s", e)
+        return json_error(503, QUEUE_DOWN)
+    log.info("upload of %d bytes for %s: job %s (queued)", upload.size, upload.asset_id, job.id)
+    return json_response({"job": job.to_json(), "asset": {"id": job.asset}}, status=202,
+                         headers={"Location": f"/v1/jobs/{job.id}"})
+
+
 register_error(AssetBusy, 409)
 
 
-def _refuse_if_busy(jobs: JobManager, asset_id: str) -> None:
+def _refuse_if_busy(jobs: JobManager | QueuedJobs, asset_id: str) -> None:
     holder = jobs.active_for(asset_id)
     if holder is not None:
         raise AssetBusy(asset_id, holder)
@@ -204,14 +239,25 @@ def _refuse_if_busy(jobs: JobManager, asset_id: str) -> None:
 async def delete_asset(request: web.Request) -> web.Response:
     asset_id = _asset_id(request)
     store = request.app[STORE_KEY]
-    _refuse_if_busy(request.app[JOBS_KEY], asset_id)
+    jobs = request.app[JOBS_KEY]
+    aborted: str | None = None
+    if isinstance(jobs, QueuedJobs):
+        # A queued or running job of the asset is aborted (whichever worker runs it),
+        # then the asset goes as usual.
+        try:
+            aborted = await jobs.abort_for(asset_id)
+        except QueueUnavailable as e:
+            log.warning("delete of %s refused: %s", asset_id, e)
+            return json_error(503, QUEUE_DOWN)
+    else:
+        _refuse_if_busy(jobs, asset_id)
     live = request.app.get(LIVE_KEY)
     stream = live.get(asset_id) if live is not None else None
     if live is not None and stream is not None:
         await live.discard(stream)
     prefix = f"{asset_id}/"
     keys = await store.list(prefix)
-    if not keys:
+    if not keys and aborted is None:
         raise NotFound(f"no asset {asset_id!r}")
     # The record goes first: from this moment the asset is gone from every listing,
     # even if removing the rest is interrupted (a later DELETE finishes the job).
@@ -277,24 +323,39 @@ async def presigned_url(request: web.Request) -> web.Response:
 
 # --- jobs --------------------------------------------------------------------------------
 
-def _job(request: web.Request) -> Any:
-    job = request.app[JOBS_KEY].get(request.match_info["job"])
+async def _job(request: web.Request) -> Any:
+    jobs = request.app[JOBS_KEY]
+    job_id = request.match_info["job"]
+    job: Any = await jobs.get(job_id) if isinstance(jobs, QueuedJobs) else jobs.get(job_id)
     if job is None:
-        raise NotFound(f"no job {request.match_info['job']!r} (finished jobs are kept "
-                       "for a while, then forgotten)")
+        raise NotFound(f"no job {job_id!r} (finished jobs are kept for a while, then "
+                       "forgotten)")
     return job
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return json_response(_job(request).to_json())
+    try:
+        job = await _job(request)
+    except QueueUnavailable:
+        return json_error(503, QUEUE_DOWN)
+    return json_response(job.to_json())
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
-    job = _job(request)
+    try:
+        job = await _job(request)
+    except QueueUnavailable:
+        return json_error(503, QUEUE_DOWN)
     return await sse.stream_job(request, request.app[JOBS_KEY], job)
 
 
 # --- lifecycle ---------------------------------------------------------------------------
+
+async def _start_queue(app: web.Application) -> None:
+    jobs = app[JOBS_KEY]
+    if isinstance(jobs, QueuedJobs):
+        await jobs.start()
+
 
 async def _close_jobs(app: web.Application) -> None:
     """Before in-flight responses are waited for: cancel the jobs, which also ends

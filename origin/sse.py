@@ -19,16 +19,26 @@ reads are coalesced into the latest state.
 from __future__ import annotations
 
 import json
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from origin import headers as h
-from origin.jobs import Job, JobManager, RemoteJob
+from origin.jobs import Job, RemoteJob
 from origin.keys import BYTES_SENT, STREAMING
+from origin.queued_jobs import QueuedJob
+
+AnyJob = Job | RemoteJob | QueuedJob
 
 HEARTBEAT = 15.0  # seconds between ": ping" comments on an idle stream
 RETRY_MS = 2000  # EventSource reconnection delay we ask for
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
+
+
+class JobWaiter(Protocol):
+    """origin.jobs.JobManager or origin.queued_jobs.QueuedJobs."""
+
+    async def wait(self, job: Any, seen_version: int, within: float | None) -> bool: ...
 
 
 def format_event(event: str, data: str, event_id: int | None = None) -> bytes:
@@ -39,13 +49,13 @@ def format_event(event: str, data: str, event_id: int | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def job_event(job: Job | RemoteJob) -> bytes:
+def job_event(job: AnyJob) -> bytes:
     name = job.state if job.ended else "progress"
     return format_event(name, json.dumps(job.to_json()), job.version)
 
 
-async def stream_job(request: web.Request, manager: JobManager,
-                     job: Job | RemoteJob) -> web.StreamResponse:
+async def stream_job(request: web.Request, manager: JobWaiter,
+                     job: AnyJob) -> web.StreamResponse:
     resp = web.StreamResponse(headers={
         h.CONTENT_TYPE: CONTENT_TYPE,
         h.CACHE_CONTROL: "no-cache",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MIN_SECRET = 16
 
 
@@ -221,12 +222,49 @@ class LiveConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    """Where upload packaging jobs run: in `sori serve` ("local") or on a queue engine over
+    Redis ("redis": SAQ, taken by `sori worker` processes). See jobqueue/."""
+
+    backend: str = "local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "sori"  # SAQ queue name: its keys are saq:{queue}:*
+    concurrency: int = 1  # jobs one `sori worker` process runs at once
+    timeout: int = 0  # seconds a job may run; 0 = 2 x packager.max_duration + 10 minutes
+    heartbeat: int = 10  # seconds without a heartbeat before a job's worker counts as dead
+    attempts: int = 3  # runs of a job whose worker died (or failed unexpectedly), the first included
+    sweep_interval: int = 5  # seconds between looks for the jobs of dead workers
+    shutdown_grace: int = 30  # on SIGTERM: seconds to finish running jobs before handing them back
+    keep_finished: int = 86400  # seconds a finished job stays readable (GET /v1/jobs/{id})
+
+    def validate(self) -> None:
+        _choice("jobs.backend", self.backend, ("local", "redis"))
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("jobs.redis_url: must start with redis://, rediss:// or unix://")
+        if not _QUEUE_NAME.fullmatch(self.queue):
+            raise ConfigError("jobs.queue: must be 1-64 letters, digits, '.', '_' or '-'")
+        _positive("jobs.concurrency", self.concurrency)
+        _non_negative("jobs.timeout", self.timeout)
+        if self.heartbeat < 2:
+            raise ConfigError("jobs.heartbeat: must be at least 2 seconds")
+        _positive("jobs.attempts", self.attempts)
+        _positive("jobs.sweep_interval", self.sweep_interval)
+        _non_negative("jobs.shutdown_grace", self.shutdown_grace)
+        _positive("jobs.keep_finished", self.keep_finished)
+
+    def job_timeout(self, max_duration: float) -> int:
+        """The timeout a job gets: `timeout`, or derived from the longest accepted input."""
+        return self.timeout or int(2 * max_duration) + 600
+
+
+@dataclass(frozen=True)
 class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     origin: OriginConfig = field(default_factory=OriginConfig)
     packager: PackagerConfig = field(default_factory=PackagerConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
     def validate(self) -> Config:
         self.storage.validate()
@@ -234,6 +272,7 @@ class Config:
         self.packager.validate()
         self.security.validate()
         self.live.validate()
+        self.jobs.validate()
         return self
 
 

@@ -104,6 +104,16 @@ def cmd_serve(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return code
 
 
+def cmd_worker(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    if cfg.jobs.backend != "redis":
+        return _fail('sori worker takes jobs from a queue: set [jobs] backend = "redis" '
+                     '(SORI_JOBS_BACKEND=redis) and redis_url; with the default "local" '
+                     "backend, sori serve packages uploads itself", EXIT_BAD_INPUT)
+    from jobqueue.worker import run
+
+    return run(cfg)
+
+
 def cmd_demo(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from sori.demo import run_demo
 
@@ -286,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="package upload jobs taken from the queue "
+                                      "([jobs] backend = \"redis\") until SIGINT/SIGTERM")
+    w.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
+    w.set_defaults(func=cmd_worker)
 
     lv = sub.add_parser("live", help="push an audio file to a running origin's live ingest")
     lv.add_argument("input", help="audio file (any format ffmpeg reads)")

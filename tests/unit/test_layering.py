@@ -1,5 +1,6 @@
 """The one-way imports of DESIGN.md, checked on the source: settings and manifests import
-nothing of ours, storage only settings, packager and origin never the CLI layer (sori)."""
+nothing of ours, storage only settings, packager and origin never the CLI layer (sori),
+jobqueue (the queue both the origin and `sori worker` use) never origin."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("settings", "manifests", "signing", "storage", "packager", "origin", "sori")
+OURS = ("settings", "manifests", "signing", "storage", "packager", "jobqueue", "origin", "sori")
 ALLOWED = {
     "settings": set(),
     "manifests": {"manifests"},
     "signing": {"signing", "manifests"},
     "storage": {"storage", "settings"},
     "packager": {"packager", "manifests", "storage", "settings"},
-    "origin": {"origin", "packager", "manifests", "signing", "storage", "settings"},
+    "jobqueue": {"jobqueue", "packager", "manifests", "storage", "settings"},
+    "origin": {"origin", "jobqueue", "packager", "manifests", "signing", "storage", "settings"},
 }
 
 
