@@ -48,7 +48,7 @@ from aiohttp.web_protocol import RequestHandler
 from origin import headers as h
 from origin import pages
 from origin.access.client_ip import client_address
-from origin.access.guard import cap_max_age
+from origin.access.guard import cap_max_age, capped_seconds
 from origin.accesslog import AccessLog
 from origin.app import ACCESS_LOG_KEY, MEDIA_KEY
 from origin.conditional import format_http_date
@@ -63,6 +63,7 @@ from signing.urls import MARK
 _DEFER_FIELDS = frozenset(("range", "if-range", "if-match", "if-none-match", "if-modified-since",
                            "if-unmodified-since", "expect"))
 _STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+CAPPED_HEADS = 64  # header blocks kept per object for signed URLs (one per capped max-age)
 
 
 class HttpDate:
@@ -164,10 +165,18 @@ class Lane:
         """The cached 200; for a signed URL (`expires`: its token's) with the max-age
         capped as origin.access caps it."""
         if expires is not None:
-            headers = dict(rep.headers)
-            headers[h.CACHE_CONTROL] = cap_max_age(headers[h.CACHE_CONTROL],
-                                                   expires - time.time())
-            block = wire_headers(headers, rep.size)
+            seconds = capped_seconds(expires - time.time())
+            heads = rep.capped_heads
+            if heads is None:
+                heads = rep.capped_heads = {}
+            found = heads.get(seconds)
+            if found is None:
+                if len(heads) >= CAPPED_HEADS:
+                    heads.clear()
+                headers = dict(rep.headers)
+                headers[h.CACHE_CONTROL] = cap_max_age(headers[h.CACHE_CONTROL], seconds)
+                found = heads[seconds] = wire_headers(headers, rep.size)
+            block = found
         elif rep.wire_head is not None:
             block = rep.wire_head
         else:

@@ -53,6 +53,8 @@ class Representation:
     body: bytes | None = None  # set when the object lives in the cache
     gz_body: bytes | None = field(default=None, repr=False)
     wire_head: bytes | None = field(default=None, repr=False)  # origin.fast_lane's header block
+    # origin.fast_lane's header blocks for signed URLs, by the capped max-age they carry
+    capped_heads: dict[int, bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, key: str, rel: str, info: ObjectInfo, ocls: ObjectClass,

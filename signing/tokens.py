@@ -86,9 +86,14 @@ def b64decode(text: str) -> bytes:
     if not _B64.fullmatch(text) or len(text) % 4 == 1:
         raise TokenInvalid("not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise TokenInvalid("not base64url") from None
+    if b64encode(data) != text:
+        # The unused low bits of the last character set: another spelling of the same
+        # bytes. One token has one spelling (it is a cache key at the edge).
+        raise TokenInvalid("not canonical base64url")
+    return data
 
 
 def client_network(address: str) -> str:

@@ -44,6 +44,8 @@ def client_address(peer: str | None, forwarded_for: str | None,
     """The client's address as a string, or None when the socket has no peer address."""
     if peer is None:
         return None
+    if not trusted or not forwarded_for:
+        return peer
     peer_addr = _address(peer)
     if peer_addr is None or not trusted or not forwarded_for or not _trusted(peer_addr, trusted):
         return peer

@@ -107,6 +107,14 @@ def denial(message: str) -> web.Response:
     return resp
 
 
+def capped_seconds(remaining: float) -> int:
+    """The max-age a response to a token with `remaining` seconds carries: the whole
+    seconds left, rounded down to a minute when more than ten are left (so that the
+    responses to many users' tokens share a few header blocks; never past expiry)."""
+    whole = int(remaining)
+    return whole - whole % 60 if whole > 600 else max(0, whole)
+
+
 def cap_max_age(cache_control: str, seconds: float) -> str:
     """`cache_control` with its max-age (and s-maxage) no longer than `seconds`: a
     response to a signed URL is not kept by any cache past the token's expiry."""

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from manifests import layout
 from origin import headers as h
-from origin.access.guard import INVALID, cap_max_age, denial
+from origin.access.guard import INVALID, cap_max_age, capped_seconds, denial
 from origin.api import JOBS_KEY, _asset_id, _public, _record, _refuse_if_busy, json_response
 from origin.app import MEDIA_KEY
 from origin.auth import holds_write_key
@@ -224,4 +224,5 @@ async def _cap_cache_control(request: web.Request, resp: web.StreamResponse) -> 
         return
     cc = resp.headers.get(h.CACHE_CONTROL)
     if cc is not None:
-        resp.headers[h.CACHE_CONTROL] = cap_max_age(cc, grant.expires - time.time())
+        resp.headers[h.CACHE_CONTROL] = cap_max_age(
+            cc, capped_seconds(grant.expires - time.time()))
