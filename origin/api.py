@@ -38,7 +38,7 @@ from manifests import layout
 from origin import headers as h
 from origin import sse, uploads
 from origin.app import MEDIA_KEY
-from origin.auth import holds_write_key
+from origin.auth import bad_key_on_read, holds_write_key
 from origin.errors import json_error, register_error
 from origin.job_board import JobBoard
 from origin.jobs import AssetBusy, JobManager
@@ -149,6 +149,9 @@ def _download_name(asset_id: str, key: str) -> str:
 # --- assets ------------------------------------------------------------------------------
 
 async def list_assets(request: web.Request) -> web.Response:
+    refused = bad_key_on_read(request)
+    if refused is not None:
+        return refused
     store = request.app[STORE_KEY]
     ids = [d for d in await store.list_dirs("") if layout.is_valid_asset_id(d)]
     sem = asyncio.Semaphore(LIST_CONCURRENCY)
@@ -166,6 +169,9 @@ async def list_assets(request: web.Request) -> web.Response:
 
 
 async def get_asset(request: web.Request) -> web.Response:
+    refused = bad_key_on_read(request)
+    if refused is not None:
+        return refused
     asset_id = _asset_id(request)
     return json_response(_public(request, await _readable_record(request, asset_id)))
 

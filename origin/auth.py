@@ -82,3 +82,12 @@ def holds_write_key(request: web.Request) -> bool:
     """The request carries a valid write key, or no key is configured (reading private
     records and minting playback URLs ask for the same as writing)."""
     return check(request, request.app[CONFIG_KEY].security.api_keys, write=True) is None
+
+
+def bad_key_on_read(request: web.Request) -> web.Response | None:
+    """A read that carries an Authorization header which is not a valid key gets the
+    401 a write would (so a client learns its key is wrong instead of silently seeing
+    only public assets); a read without the header is not refused."""
+    if hdrs.AUTHORIZATION not in request.headers:
+        return None
+    return check(request, request.app[CONFIG_KEY].security.api_keys, write=True)

@@ -27,7 +27,7 @@ from origin import headers as h
 from origin.access.guard import INVALID, cap_max_age, capped_seconds, denial
 from origin.api import JOBS_KEY, _asset_id, _public, _record, _refuse_if_busy, json_response
 from origin.app import MEDIA_KEY
-from origin.auth import holds_write_key
+from origin.auth import bad_key_on_read, holds_write_key
 from origin.errors import json_error
 from origin.keys import CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY
 from origin.media import PREFIX, is_private_record, split_media_path
@@ -119,6 +119,9 @@ async def playback_url(request: web.Request) -> web.Response:
 
 
 async def page_playback(request: web.Request) -> web.Response:
+    refused = bad_key_on_read(request)
+    if refused is not None:
+        return refused
     asset_id = _asset_id(request)
     rec = await _record(request, asset_id)
     private = is_private_record(rec)

@@ -272,6 +272,10 @@ async def test_records_playback_url_and_switching(origin: Origin) -> None:
     assert set(listed) == {AUDIO, VIDEO, OTHER} and listed[AUDIO]["access"] == "private"
     assert (await origin.get(f"/v1/assets/{AUDIO}"))[0] == 404
     assert (await origin.get(f"/v1/assets/{AUDIO}", headers=auth))[0] == 200
+    wrong = {"Authorization": "Bearer not-the-key"}
+    for path in ("/v1/assets", f"/v1/assets/{OTHER}", f"/playback/{OTHER}"):
+        status, headers, _ = await origin.get(path, headers=wrong)
+        assert status == 401 and "Bearer" in headers["WWW-Authenticate"], path
 
     status, _, body = await origin.get(f"/v1/assets/{AUDIO}/playback-url", method="POST",
                                        json={"ttl": 120, "user": "u-9"})
