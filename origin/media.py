@@ -151,6 +151,8 @@ class MediaHandler:
         # Live streams this process produces (origin.live sets these when it is set up).
         self.live: Any = None
         self.live_serving: Any = None
+        # Live streams other workers or replicas produce: forwarded to their owner.
+        self.live_remote: Any = None
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -179,6 +181,10 @@ class MediaHandler:
             if stream is not None:
                 answer: web.StreamResponse | None = await self.live_serving.answer(
                     request, stream, rel)
+                if answer is not None:
+                    return answer
+            elif self.live_remote is not None:
+                answer = await self.live_remote.answer(request, asset_id)
                 if answer is not None:
                     return answer
         ocls = classify(rel)

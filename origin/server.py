@@ -1,11 +1,16 @@
 """Running the origin: `serve(cfg)` until SIGINT/SIGTERM, then a graceful shutdown.
 
-With `[origin] workers = N > 1` the parent forks N worker processes that each
-bind host:port with SO_REUSEPORT, so the kernel spreads connections over them;
-the parent only supervises (forwards the stop signal, restarts a worker that
-dies). Each worker opens its own store and event loop (uvloop when installed).
-The workers share a temporary directory the parent makes, through which any of them
-answers /metrics for all (origin.metrics_share).
+With `[origin] workers = N > 1` (the default 0 is one per CPU core, like nginx's
+`worker_processes auto`) the parent forks N worker processes that each bind host:port
+with SO_REUSEPORT, so the kernel spreads connections over them; the parent only
+supervises (forwards the stop signal, restarts a worker that dies; a worker dies with
+its parent, even a SIGKILLed one). Each worker opens its own store and event loop
+(uvloop when installed). The workers share a temporary directory the parent makes,
+through which any of them answers /metrics for all (origin.metrics_share).
+
+Every process also listens on an internal address (`[origin] peer_host`, default
+127.0.0.1, an ephemeral port) where other workers and replicas reach it for the live
+streams it owns (origin.live.peers): a live stream is answered by any worker.
 
 On SIGINT/SIGTERM a worker stops accepting, lets in-flight responses finish
 for up to SHUTDOWN_TIMEOUT seconds, runs the app's cleanup hooks and closes
@@ -34,6 +39,7 @@ from aiohttp import web
 
 from origin.app import create_app
 from origin.fast_lane import OriginRunner
+from origin.live import advertise
 from settings import Config, ConfigError
 from storage import open_store
 
@@ -71,6 +77,14 @@ def check_exposure(cfg: Config) -> None:
         raise ConfigError("origin.port: 0 (any free port) needs origin.workers = 1")
 
 
+def worker_count(cfg: Config) -> int:
+    """How many processes serve: `workers`, 0 meaning one per core (one when the port is
+    0, which the processes could not share)."""
+    if cfg.origin.workers == 0 and cfg.origin.port == 0:
+        return 1
+    return cfg.origin.worker_count()
+
+
 def serve(cfg: Config) -> int:
     """`sori serve`: run until SIGINT/SIGTERM; returns the process exit code."""
     setup_logging(cfg)
@@ -89,10 +103,11 @@ def serve(cfg: Config) -> int:
 def run(cfg: Config) -> None:
     """Serve until SIGINT/SIGTERM. Raises UnsafeConfig/ConfigError before binding."""
     check_exposure(cfg)
-    if cfg.origin.workers <= 1:
+    workers = worker_count(cfg)
+    if workers <= 1:
         _run_loop(cfg, reuse_port=False)
     else:
-        _supervise(cfg)
+        _supervise(cfg, workers)
 
 
 def setup_logging(cfg: Config) -> None:
@@ -145,11 +160,14 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
                               shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:
+            peer = await _start_peer_site(runner, cfg)
+            advertise(app, f"http://{_fmt(peer)}")
             site = web.TCPSite(runner, cfg.origin.host, cfg.origin.port, backlog=BACKLOG,
                                reuse_port=reuse_port or None)
             await site.start()
-            addresses = [f"http://{_fmt(a)}/" for a in runner.addresses]
-            log.info("sori origin pid %d serving on %s", os.getpid(), ", ".join(addresses))
+            addresses = [f"http://{_fmt(a)}/" for a in runner.addresses if a != peer]
+            log.info("sori origin pid %d serving on %s (peers: %s)", os.getpid(),
+                     ", ".join(addresses), _fmt(peer))
             if started is not None:
                 started(addresses)
             await stop.wait()
@@ -164,6 +182,15 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
                 loop.remove_signal_handler(sig)
 
 
+async def _start_peer_site(runner: web.AppRunner, cfg: Config) -> Any:
+    """The internal address other workers and replicas forward live requests to: the same
+    application (same checks: keys, tokens) on `peer_host` and an ephemeral port."""
+    host = cfg.origin.peer_host or "127.0.0.1"
+    before = set(map(repr, runner.addresses))
+    await web.TCPSite(runner, host, 0, backlog=BACKLOG).start()
+    return next(a for a in runner.addresses if repr(a) not in before)
+
+
 def _fmt(address: Any) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
@@ -173,13 +200,27 @@ def _fmt(address: Any) -> str:
 
 # --- several processes -----------------------------------------------------------------
 
-def _worker(cfg: Config, shared: Path) -> None:
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGKILL when the supervisor dies, however it dies, so a
+    killed origin never leaves workers holding its port (and its live streams)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _worker(cfg: Config, shared: Path, parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGTERM
     setup_logging(cfg)
     _run_loop(cfg, reuse_port=True, shared=shared)
 
 
-def _supervise(cfg: Config) -> None:
+def _supervise(cfg: Config, count: int) -> None:
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ConfigError("origin.workers: more than 1 needs SO_REUSEPORT (Linux, BSD)")
     ctx = multiprocessing.get_context("fork")
@@ -194,15 +235,16 @@ def _supervise(cfg: Config) -> None:
     shared = Path(tempfile.mkdtemp(prefix="sori-workers-"))
 
     def start(slot: int) -> None:
-        p = ctx.Process(target=_worker, args=(cfg, shared), name=f"sori-worker-{slot}",
+        p = ctx.Process(target=_worker, args=(cfg, shared, os.getpid()),
+                        name=f"sori-worker-{slot}",
                         daemon=False)
         p.start()
         workers[slot] = (p, time.monotonic())
 
-    log.warning("%d workers: a live stream is answered only by the worker that ingests it, "
-                "so live playlists need [origin] workers = 1 for now", cfg.origin.workers)
+    log.info("%d workers (live streams are answered by any of them: origin.live.peers)",
+             count)
     try:
-        for slot in range(cfg.origin.workers):
+        for slot in range(count):
             start(slot)
         while not stopping:
             time.sleep(0.2)

@@ -8,6 +8,7 @@ A leaf: standard library only, imported by storage/, packager/, origin/ and sori
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,7 @@ class OriginConfig:
     port: int = 8080
     public_url: str = ""
     cors_origins: tuple[str, ...] = ("*",)
-    workers: int = 1
+    workers: int = 0  # processes sharing the port; 0 = one per CPU core (worker_count())
     manifest_max_age: int = 60
     error_max_age: int = 5
     cache_bytes: int = 256 * 1024 * 1024
@@ -80,13 +81,25 @@ class OriginConfig:
     access_log: bool = True
     # Peers (addresses or networks) whose X-Forwarded-For names the client: the edge.
     trusted_proxies: tuple[str, ...] = ()
+    # Live streams across workers and replicas (origin/live/peers.py): each worker also
+    # listens here, on an ephemeral port, and a worker that does not own a live stream
+    # proxies its requests to the owner's address. "" = 127.0.0.1 (one machine); set the
+    # address other machines reach this one at when replicas run on several machines.
+    peer_host: str = ""
+
+    def worker_count(self) -> int:
+        """`workers`, with 0 resolved to one per CPU core."""
+        return self.workers or os.cpu_count() or 1
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"origin.port: {self.port} is not a TCP port")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("origin.public_url: must start with http:// or https:// (or be empty)")
-        _positive("origin.workers", self.workers)
+        _non_negative("origin.workers", self.workers)
+        if self.peer_host and any(c in self.peer_host for c in "/ []@?#"):
+            raise ConfigError(f"origin.peer_host: {self.peer_host!r} is not a host name or "
+                              "IPv4 address")
         _non_negative("origin.manifest_max_age", self.manifest_max_age)
         _non_negative("origin.error_max_age", self.error_max_age)
         _non_negative("origin.cache_bytes", self.cache_bytes)

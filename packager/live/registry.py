@@ -92,6 +92,9 @@ class LiveRegistry:
         self.records: dict[str, dict[str, Any]] = {}
         self._creating: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Where other workers and replicas reach this process for its streams (origin.live
+        # sets it once its internal address listens); written in each stream's marker.
+        self.peer_url: str | None = None
 
     def get(self, asset_id: str) -> LiveStream | None:
         return self.streams.get(asset_id)
@@ -276,8 +279,28 @@ class LiveRegistry:
                 log.error("live %s: could not be sealed after a restart: %s", asset_id, e)
         return sealed
 
+    def marker_body(self) -> bytes:
+        """A stream's directory entry: its owner, the owner's internal URL and a heartbeat
+        time (origin.live.directory reads it; an older marker is the bare owner)."""
+        return json.dumps({"owner": owner_id(), "url": self.peer_url,
+                           "beat": round(time.time(), 3)}).encode()
+
     async def _mark(self, asset_id: str) -> None:
-        await self.store.put_bytes(f"{MARKERS}{asset_id}", owner_id().encode(), "text/plain")
+        await self.store.put_bytes(f"{MARKERS}{asset_id}", self.marker_body(), "application/json")
+
+    async def heartbeat(self) -> None:
+        """Rewrite the marker of every stream this process is producing (its heartbeat).
+        A marker rewritten while its stream was being sealed is removed again."""
+        for stream in list(self.streams.values()):
+            if stream.state != "live":
+                continue
+            try:
+                await self._mark(stream.asset_id)
+            except Exception as e:  # the store may be away for a moment
+                log.warning("live %s: heartbeat not written: %s", stream.asset_id, e)
+                continue
+            if stream.state in ("ready", "failed"):
+                await self._unmark(stream.asset_id)
 
     async def _unmark(self, asset_id: str) -> None:
         with contextlib.suppress(Exception):

@@ -82,7 +82,7 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     ("SORI_ORIGIN_PORTT", "1", "SORI_ORIGIN_PORTT"),
     ("SORI_BOGUS_X", "1", "SORI_BOGUS_X"),
     ("SORI_ORIGIN_PORT", "abc", "SORI_ORIGIN_PORT"),
-    ("SORI_ORIGIN_WORKERS", "0", "origin.workers"),
+    ("SORI_ORIGIN_WORKERS", "-1", "origin.workers"),
 ])
 def test_bad_env_names_the_variable(name: str, value: str, key: str) -> None:
     with pytest.raises(config.ConfigError, match=key):
