@@ -30,6 +30,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
+from saq.utils import now
 
 from settings import JobsConfig
 
@@ -42,6 +43,20 @@ DELETED = "deleted: the asset was deleted while this job was queued or running"
 CONNECT_TIMEOUT = 2.0  # seconds
 ORIGIN_TIMEOUT = 5.0  # seconds a Redis command may take for an origin
 WORKER_DEQUEUE = 5  # seconds a worker's dequeue blocks (BLMOVE) before asking again
+
+SWEEP_GRACE = 10.0  # seconds a job may sit in the active list before it is marked active
+
+# SAQ's (saq/queue/redis.py): the active jobs, once per `lock` seconds across all workers.
+_SWEEP_SCRIPT = """
+local id_jobs = {}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('SETEX', KEYS[1], ARGV[1], 1)
+    for i, v in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+        id_jobs[i] = {v, redis.call('GET', v)}
+    end
+end
+return id_jobs
+"""
 
 _RELEASE = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -76,6 +91,40 @@ class SoriQueue(RedisQueue):
             log.warning("dequeue: Redis is unavailable (%s); retrying in 1 s", e)
             await asyncio.sleep(1.0)
             return None
+
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        """SAQ's sweep, except that a job found in the active list but not yet marked active
+        is left alone for SWEEP_GRACE seconds: a worker moves a job there, then marks it
+        (two steps), and SAQ's own sweep would abort and rerun a job caught in between."""
+        if not self._cleanup_script:
+            self._cleanup_script = self.redis.register_script(_SWEEP_SCRIPT)
+        id_jobs = await self._cleanup_script(keys=[self._sweep, self._active], args=[lock],
+                                             client=self.redis)
+        swept = []
+        for job_id, job_bytes in id_jobs:
+            job = self.deserialize(job_bytes)
+            if job is None:
+                swept.append(job_id)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.lrem(self._active, 0, job_id)
+                    pipe.zrem(self._incomplete, job_id)
+                    await pipe.execute()
+                continue
+            last = max(job.touched, job.started, job.queued)
+            fresh = now() - last < SWEEP_GRACE * 1000
+            if not (job.stuck or (job.status != Status.ACTIVE and not fresh)):
+                continue
+            log.info("sweeping job %s (%s): its worker stopped", job.key, job.status)
+            swept.append(job_id)
+            await self.abort(job, error=self.swept_error_message)
+            with contextlib.suppress(TimeoutError):
+                await job.refresh(abort)
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        return [_text(j) for j in swept]
 
 
 def make_queue(cfg: JobsConfig, *, worker: bool) -> SoriQueue:
@@ -188,11 +237,13 @@ def job_json(job: Job) -> dict[str, Any]:
 
 def _failure(job: Job) -> str:
     error = job.error or ""
-    if error.startswith("deleted"):
-        return "the asset was deleted while it was being packaged"
     if job.status == Status.ABORTED:
-        return (f"the worker packaging this asset stopped before the job finished "
-                f"({job.attempts} attempt(s), none left)")
+        # SAQ's sweep aborts the job of a dead worker with "swept" once no attempt is left;
+        # any other abort is a DELETE (whose reason a heartbeat write may have replaced).
+        if error.startswith("swept"):
+            return (f"the worker packaging this asset stopped before the job finished "
+                    f"({job.attempts} attempt(s), none left)")
+        return "the asset was deleted while it was being packaged"
     if "TimeoutError" in error:
         return f"packaging took longer than the job timeout ({job.timeout} s, [jobs] timeout)"
     return "packaging failed: internal error (see the worker's log)"

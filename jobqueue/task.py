@@ -86,9 +86,11 @@ async def package_job(ctx: Any, *, asset: str, source: str, title: str | None = 
         ended = not job.retryable
         raise
     finally:
+        # The flag, not only the cancel: a cancel that lands inside a Redis call may come
+        # back as a connection error, which the beat survives on purpose.
+        beat.stopped = True
         beat_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat_task
+        await asyncio.wait({beat_task}, timeout=5.0)
         if ended:
             await asyncio.shield(_cleanup(env, job.key, asset))
 
@@ -135,6 +137,7 @@ class _Beat:
         self.progress = 0.0
         self.phase = "starting"
         self._written: tuple[float, str] | None = None
+        self.stopped = False
 
     def set(self, fraction: float, phase: str) -> None:
         self.progress = round(max(self.progress, min(1.0, fraction)), 3)
@@ -142,7 +145,7 @@ class _Beat:
 
     async def run(self) -> None:
         last = time.monotonic()
-        while True:
+        while not self.stopped:
             await asyncio.sleep(WRITE_EVERY)
             now = (self.progress, self.phase)
             if now == self._written and time.monotonic() - last < self.every:
@@ -155,7 +158,8 @@ class _Beat:
                 if reason is not None and reason.decode().startswith("deleted"):
                     await self.job.update(status=Status.ABORTING)
             except Exception as e:  # Redis away: keep packaging, beat again later
-                log.warning("job %s: heartbeat failed: %s", self.job.key, e)
+                if not self.stopped:
+                    log.warning("job %s: heartbeat failed: %s", self.job.key, e)
 
 
 async def _aborted(env: WorkerEnv, job: Job) -> bool:
