@@ -147,8 +147,10 @@ class LiveDirectory:
     def _dead(self, entry: Entry, unchanged_for: float) -> bool:
         if owner_gone(entry.owner):  # its pid is dead on this machine (or no owner at all)
             return True
-        host = entry.owner.rpartition(":")[0]
+        host, _, pid = entry.owner.rpartition(":")
         local_host = host == owner_id().rpartition(":")[0]
+        if local_host and _zombie(pid):  # killed, not yet reaped by its parent
+            return True
         return unchanged_for > (self.local_stale_after if local_host else self.stale_after)
 
     async def _seal(self, asset_id: str, entry: Entry) -> bool:
@@ -173,6 +175,14 @@ class LiveDirectory:
             self._seen.pop(asset_id, None)
             with contextlib.suppress(Exception):
                 await self.claims.release(asset_id)
+
+
+def _zombie(pid: str) -> bool:
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def describe(entry: Entry | None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ CONNECT_TIMEOUT = 2.0  # seconds to reach a peer before answering 503
 READ_TIMEOUT = 120.0  # longest silence on a forwarded response (the owner holds less)
 BUFFER_MAX = 1024 * 1024  # request bodies up to this are sent whole (with a length)
 RETRY_AFTER = "1"
+VIA = "1.1 sori-peer"
 
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded; Content-Length is set by
 # whoever writes the body; Date and Server by whoever writes the status line.
@@ -130,6 +131,7 @@ class PeerProxy:
             for name, value in upstream.headers.items():
                 if name.lower() not in _RESPONSE_DROP:
                     resp.headers.add(name, value)
+            resp.headers.add("Via", VIA)  # RFC 9110 §7.6.3: a proxy says so
             length = upstream.headers.get(h.CONTENT_LENGTH)
             chunked = "chunked" in upstream.headers.get("Transfer-Encoding", "").lower()
             if length is not None and length.isdigit() and not chunked:

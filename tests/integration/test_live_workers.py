@@ -1,0 +1,233 @@
+"""Live across workers and replicas, with real processes (issue 12): `sori serve` with two
+workers, and two `sori serve` replicas on one store (local, and S3 on moto).
+
+- A stream created and fed through connections that land on any worker (a new connection
+  per request), its playlists, blocking reloads, parts and SSE asked of every worker:
+  each reload is checked with tests/llhls_rules.py and answered promptly; some answers
+  came through the owner's peer (`Via: 1.1 sori-peer`), some from the owner itself.
+- The owner (a worker, or a replica) killed with SIGKILL: the producer's next requests
+  get 503 with Retry-After while the stream is being sealed, then 409 (the stream is not
+  taken over: it is sealed); listeners on the other process see 200s or 503s, never a
+  broken playlist, and the stream sealed within the producer timeout; the sealed asset
+  passes check_sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from llhls_rules import MediaPlaylist, check_live_media, parse_media
+from real_clients import Origin
+from test_live_support import (
+    TARGET,
+    LiveHttp,
+    check_sealed,
+    free_port,
+    local_env,
+    make_speech,
+    s3_env,
+    serve,
+    wav_pcm,
+)
+
+from storage.local import LocalStore
+
+PRODUCER_TIMEOUT = 3.0
+VIA = "sori-peer"
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], bytes, int]:
+    path = make_speech(tmp_path_factory.mktemp("speech") / "speech.wav", minimum=5.0)
+    rate, channels, pcm = wav_pcm(path)
+    fmt = {"codec": "pcm_s16le", "sample_rate": rate, "channels": channels}
+    return fmt, pcm, rate * channels * 2
+
+
+def fresh() -> aiohttp.ClientSession:
+    """A client whose every request opens a new connection: the kernel spreads them over
+    the workers sharing the port."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
+
+def _env(base: dict[str, str], tmp: Path, **more: str) -> dict[str, str]:
+    return {**base, "SORI_ORIGIN_UPLOAD_DIR": str(tmp / "uploads"),
+            "SORI_LIVE_PRODUCER_TIMEOUT": str(PRODUCER_TIMEOUT), **more}
+
+
+async def _follow(http: LiveHttp, path: str, stop: asyncio.Event,
+                  seen: dict[str, Any]) -> MediaPlaylist | None:
+    """A listener: blocking reloads part by part, each checked against the previous one,
+    each preload-hinted part fetched; counts what went through a peer."""
+    res = await http.get(path)
+    assert res.status == 200, (res.status, res.body)
+    prev = check_live_media(res.text, target_duration=TARGET, audio=True)
+    while not stop.is_set() and not prev.ended:
+        msn, part = prev.progress
+        res = await http.get(path, params={"_HLS_msn": str(msn), "_HLS_part": str(part)},
+                             timeout=20)
+        if res.status == 503:  # the owner is gone: retry after a moment, never a bad list
+            assert res.headers.get("Retry-After"), res.headers
+            seen["503"] = seen.get("503", 0) + 1
+            await asyncio.sleep(0.2)
+            continue
+        assert res.status == 200, (res.status, res.body)
+        seen["via" if VIA in res.headers.get("Via", "") else "direct"] += 1
+        pl = (check_live_media(res.text, target_duration=TARGET, previous=prev, audio=True)
+              if "#EXT-X-ENDLIST" not in res.text or "#EXT-X-PART:" in res.text
+              else parse_media(res.text))
+        if not pl.ended:
+            seen["held"].append(res.held)
+        if pl.preload_hints and not pl.ended:
+            hint = pl.preload_hints[0].uri
+            base = path.rsplit("/", 1)[0]
+            got = await http.get(f"{base}/{hint}", timeout=20)
+            # 404: the hinted part of a stream that has just ended will never exist
+            assert got.status in (200, 503, 404), (hint, got.status)
+            if got.status == 200:
+                seen["parts"] += 1
+            elif got.status == 404:
+                seen["404"] = seen.get("404", 0) + 1
+        prev = pl
+    return prev
+
+
+async def _events(base: str, asset_id: str) -> list[str]:
+    names = []
+    async with fresh() as session, session.get(f"{base}/v1/live/{asset_id}/events",
+                                                 timeout=aiohttp.ClientTimeout(total=60)) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        async for line in r.content:
+            if line.startswith(b"event: "):
+                names.append(line[7:].strip().decode())
+                if names[-1] == "ended":
+                    break
+    return names
+
+
+async def test_two_workers_answer_every_request_of_a_live_stream(
+        tmp_path: Path, speech: tuple[dict[str, Any], bytes, int]) -> None:
+    fmt, pcm, rate = speech
+    env = _env(local_env(tmp_path / "media"), tmp_path, SORI_ORIGIN_WORKERS="2")
+    with serve(env, tmp_path / "serve.log") as origin:
+        await _wait_workers(origin, 2)
+        async with fresh() as session:
+            http = LiveHttp(session, origin.base)
+            rec = await http.start("w2", fmt)
+            paths = await http.media_playlists("w2")
+            low = next(p for p in paths.values() if "/low/" in p)
+            events = asyncio.create_task(_events(origin.base, "w2"))
+            stop = asyncio.Event()
+            seen: dict[str, Any] = {"via": 0, "direct": 0, "parts": 0, "held": []}
+            listeners = [asyncio.create_task(_follow(LiveHttp(session, origin.base), p, stop,
+                                                     seen))
+                         for p in [low, *paths.values()]]
+            seq = await http.push("w2", pcm, size=rate // 5, pace=rate, lead=0.3)
+            sealed = await http.finish("w2")
+            finals = await asyncio.wait_for(asyncio.gather(*listeners), 30)
+            names = await asyncio.wait_for(events, 30)
+        assert all(pl is not None and pl.ended for pl in finals)
+        assert "started" in names and names[-1] == "ended", names
+        assert seen["via"] > 0 and seen["direct"] > 0, seen  # both workers answered
+        assert seen["parts"] > 0 and seen.get("404", 0) <= len(listeners), seen
+        held = sorted(seen["held"])
+        # a blocking reload is answered when its part lands: within a part's duration
+        # (plus scheduling), never held to a timeout
+        assert held and held[-1] < rec["live"]["part_duration"] + 1.0, held[-5:]
+        async with fresh() as session:
+            http = LiveHttp(session, origin.base)
+            await check_sealed(http, "w2", len(pcm) / rate, store=LocalStore(tmp_path / "media"))
+        assert seq > 10 and sealed["state"] == "ready"
+
+
+async def _wait_workers(origin: Origin, n: int) -> None:
+    """Until `n` workers have logged that they serve (and listen for peers)."""
+    deadline = time.monotonic() + 20
+    while origin.log.read_text(errors="replace").count("(peers: ") < n:
+        assert time.monotonic() < deadline, origin.log.read_text()[-2000:]
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("topology", ["workers", "replicas-local", "replicas-s3"])
+async def test_the_owner_killed_is_sealed_by_another_within_the_producer_timeout(
+        tmp_path: Path, speech: tuple[dict[str, Any], bytes, int], topology: str,
+        request: pytest.FixtureRequest) -> None:
+    fmt, pcm, rate = speech
+    if topology == "replicas-s3":
+        server = request.getfixturevalue("s3_server")
+        bucket = f"live-workers-{int(time.time() * 1000)}"
+        base_env = s3_env(server, bucket)
+    else:
+        server, bucket = None, ""
+        base_env = local_env(tmp_path / "media")
+    try:
+        with ExitStack() as stack:
+            if topology == "workers":
+                env = _env(base_env, tmp_path, SORI_ORIGIN_WORKERS="2")
+                a = b = stack.enter_context(serve(env, tmp_path / "serve.log"))
+                await _wait_workers(a, 2)
+            else:
+                env = _env(base_env, tmp_path, SORI_ORIGIN_WORKERS="1")
+                a = stack.enter_context(serve(env, tmp_path / "a.log"))
+                b = stack.enter_context(serve(env, tmp_path / "b.log", port=free_port()))
+            await _killed(a, b, topology, fmt, pcm, rate)
+    finally:
+        if server is not None:
+            await server.drop_bucket(bucket)
+
+
+async def _killed(a: Origin, b: Origin, topology: str, fmt: dict[str, Any], pcm: bytes,
+                  rate: int) -> None:
+    async with fresh() as session:
+        on_a, on_b = LiveHttp(session, a.base), LiveHttp(session, b.base)
+        rec = await on_a.start("gone", fmt)
+        owner = rec["live"]["owner"]
+        owner_pid = int(owner.rsplit(":", 1)[1])
+        if topology != "workers":
+            assert owner_pid != b.proc.pid
+        paths = await on_b.media_playlists("gone")
+        low = next(p for p in paths.values() if "/low/" in p)
+        # fed through the other process (a replica forwards to the owner)
+        half = len(pcm) // 2 // (rate // 5) * (rate // 5)
+        seq = await on_b.push("gone", pcm[:half], size=rate // 5, pace=rate, lead=0.3)
+        res = await on_b.get(low)
+        assert res.status == 200
+        before = check_live_media(res.text, target_duration=TARGET, audio=True)
+        stop = asyncio.Event()
+        seen: dict[str, Any] = {"via": 0, "direct": 0, "parts": 0, "held": []}
+        listener = asyncio.create_task(_follow(on_b, low, stop, seen))
+        await asyncio.sleep(0.5)
+        os.kill(owner_pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # the producer's next chunks: 503 with Retry-After while the stream is sealed,
+        # then 409 (sealed: not taken over)
+        statuses = []
+        for _ in range(100):
+            res = await on_b.chunk("gone", seq, pcm[half:half + rate // 5])
+            statuses.append(res.status)
+            if res.status == 503:
+                assert res.headers.get("Retry-After"), res.headers
+            if res.status == 409:
+                break
+            assert res.status in (503, 200), (res.status, res.body)
+            await asyncio.sleep(0.1)
+        assert statuses[-1] == 409, statuses
+        final = await asyncio.wait_for(listener, PRODUCER_TIMEOUT + 10)
+        sealed_after = time.monotonic() - killed_at
+        assert final is not None and final.ended
+        assert sealed_after <= PRODUCER_TIMEOUT + 2.0, sealed_after
+        rec = await on_b.wait_ready("gone", 10)
+        assert rec["live"]["reason"] == "recovered", rec["live"]
+        assert rec["duration"] >= before.listed_duration - 0.01
+        for path in paths.values():
+            res = await on_b.get(path)
+            assert res.status == 200 and "#EXT-X-ENDLIST" in res.text
+        await check_sealed(on_b, "gone", rec["duration"], tolerance=0.6)
