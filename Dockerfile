@@ -7,11 +7,15 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY setup.cfg pyproject.toml README.md config.toml ./
+# every package setup.cfg lists (tests/unit/test_deploy_files.py checks the two agree)
 COPY sori sori
+COPY settings settings
 COPY manifests manifests
+COPY signing signing
 COPY packager packager
 COPY storage storage
 COPY origin origin
+COPY jobqueue jobqueue
 COPY player player
 # editable, so the origin finds player/ and its node_modules beside the code
 RUN pip install --no-cache-dir -e . \
