@@ -318,7 +318,8 @@ async function runJob(job) {
   return job.out;
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true,
+  args: [...ARGS, ...(scenario.chromiumArgs || [])] });
 const out = { jobs: {} };
 try {
   const jobs = await Promise.all(scenario.jobs.map((spec) => prepareJob(browser, spec)));
