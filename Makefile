@@ -71,6 +71,7 @@ bench: install-test
 	$(BIN)/python -m bench.origin
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.jobs
 
 clean:
 	rm -rf $(VENV) var player/node_modules tests/e2e/node_modules
