@@ -136,8 +136,10 @@ class PeerProxy:
             chunked = "chunked" in upstream.headers.get("Transfer-Encoding", "").lower()
             if length is not None and length.isdigit() and not chunked:
                 resp.content_length = int(length)
-            await resp.prepare(request)
+            # From here a failure is on the wire (the client may already have gone, as a
+            # player aborting a request does): the edge drops the connection, no 500.
             request[STREAMING] = True
+            await resp.prepare(request)
             sent = 0
             if request.method != "HEAD":
                 try:
