@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 from multidict import CIMultiDict
 
 from origin import headers as h
@@ -136,23 +136,30 @@ class PeerProxy:
             chunked = "chunked" in upstream.headers.get("Transfer-Encoding", "").lower()
             if length is not None and length.isdigit() and not chunked:
                 resp.content_length = int(length)
-            # From here a failure is on the wire (the client may already have gone, as a
-            # player aborting a request does): the edge drops the connection, no 500.
             request[STREAMING] = True
-            await resp.prepare(request)
             sent = 0
-            if request.method != "HEAD":
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await resp.write(chunk)
-                        sent += len(chunk)
-                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
-                        TimeoutError) as e:
-                    # The status line is out: all that is left is to drop the connection
-                    # so the client sees an incomplete answer, never a short one.
-                    raise ConnectionResetError(f"the owner's answer broke off: {e}") from e
+            try:
+                await resp.prepare(request)
+                if request.method != "HEAD":
+                    try:
+                        async for chunk in upstream.content.iter_any():
+                            await resp.write(chunk)
+                            sent += len(chunk)
+                    except ClientConnectionResetError:
+                        raise
+                    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                            TimeoutError) as e:
+                        # The status line is out: all that is left is to drop the
+                        # connection so the client sees an incomplete answer, never a
+                        # short one.
+                        raise ConnectionResetError(
+                            f"the owner's answer broke off: {e}") from e
+                await resp.write_eof()
+            except ClientConnectionResetError:
+                # The client left (a player aborting a request, an ABR switch): routine,
+                # no error and no traceback; aiohttp closes the connection it finds closing.
+                pass
             request[BYTES_SENT] = sent
-            await resp.write_eof()
             return resp
         finally:
             upstream.release()
