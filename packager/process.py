@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,18 @@ async def _drain_progress(stream: asyncio.StreamReader, on_time: Callable[[float
             on_time(max(0, int(value)) / 1e6)
 
 
+_SETPRIV = shutil.which("setpriv")  # util-linux: on every Debian machine
+
+
+def die_with_parent(args: Sequence[str]) -> list[str]:
+    """`args` run so that the child gets SIGKILL when the process that started it dies,
+    however it dies (Linux PR_SET_PDEATHSIG, through util-linux's setpriv): an origin or
+    a `sori worker` killed with SIGKILL leaves no ffmpeg encoding on for nobody."""
+    if _SETPRIV is None or not sys.platform.startswith("linux"):
+        return list(args)
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *args]
+
+
 async def run(args: Sequence[str], *, on_time: Callable[[float], None] | None = None,
               stdin: int | None = asyncio.subprocess.DEVNULL) -> tuple[int, str]:
     """Run a command; return (exit code, stderr text). Killed if the caller is cancelled.
@@ -36,7 +49,7 @@ async def run(args: Sequence[str], *, on_time: Callable[[float], None] | None = 
     parsed for progress; otherwise stdout is discarded.
     """
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=stdin,
+        *die_with_parent(args), stdin=stdin,
         stdout=asyncio.subprocess.PIPE if on_time else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -61,7 +74,7 @@ async def run(args: Sequence[str], *, on_time: Callable[[float], None] | None = 
 async def run_json(args: Sequence[str]) -> tuple[int, bytes, str]:
     """Run a command that prints JSON on stdout (ffprobe); return (code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL,
+        *die_with_parent(args), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await proc.communicate()

@@ -22,7 +22,7 @@ from packager.audio import aac_cmaf
 from packager.audio.loudness import LIMITER, LIMITER_MARGIN_DB
 from packager.live.formats import DEMUXERS
 from packager.live.upmix import UpmixError, mono_to_stereo
-from packager.process import FFMPEG
+from packager.process import FFMPEG, die_with_parent
 
 if TYPE_CHECKING:
     from settings import AudioRung
@@ -168,8 +168,9 @@ class LiveEncoder(_Pipeline):
         pipes = [os.pipe() for _ in self.rungs]
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *encoder_args(self.rate, self.channels, self.rungs, self.aac_coder,
-                              self.true_peak, [w for _r, w in pipes]),
+                *die_with_parent(encoder_args(self.rate, self.channels, self.rungs,
+                                              self.aac_coder, self.true_peak,
+                                              [w for _r, w in pipes])),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, pass_fds=[w for _r, w in pipes])
         finally:
@@ -217,7 +218,7 @@ class LiveDecoder(_Pipeline):
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            *decoder_args(self.codec), stdin=asyncio.subprocess.PIPE,
+            *die_with_parent(decoder_args(self.codec)), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         self._follow_stderr()
 
