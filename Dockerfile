@@ -1,4 +1,6 @@
 # sori origin + packager. Build: docker build -t sori .   Run: docker run -p 8080:8080 sori
+# The same image runs the queue's packaging workers: docker run sori sori worker
+# (with SORI_JOBS_BACKEND=redis; docker-compose.yml runs a cluster of both).
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \

@@ -14,6 +14,11 @@ Everything a user does goes through the edge:
   its playlists are read through the edge and from each origin directly (the other one
   forwards to the owner), blocking reloads included, and it seals into VOD;
 - one origin stopped with SIGTERM: VOD not yet cached at the edge plays from the other.
+
+Docker does not run here, so the compose file itself is checked statically against the
+same shape (`test_the_compose_file_is_this_cluster`): its services, every sori
+service's environment accepted by the real config loader, the same keys everywhere,
+each origin's peer host its service name, every SORI_EDGE_* name given a value.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from typing import Any
 import aiohttp
 import m3u8
 import pytest
-from edge_support import render_edge, self_signed
+import yaml
+from edge_support import PLACEHOLDER, TEMPLATE, render_edge, self_signed
 from llhls_rules import check_live_media
-from real_clients import HttpClient, Origin, crawl_asset, nginx, serve
+from real_clients import REPO, HttpClient, Origin, crawl_asset, nginx, serve
 from redis_support import RedisServer, Worker, call, events, queue_env, wait_job, worker
 from test_live_support import (
     TARGET,
@@ -46,6 +52,7 @@ from test_live_support import (
     wav_pcm,
 )
 
+from sori.config import load
 from storage import S3Store
 
 API_KEY = "cluster-api-key"
@@ -53,6 +60,45 @@ SIGNING_KEYS = {"k1": "cluster-signing-secret"}
 PRODUCER_TIMEOUT = 5.0
 VIA = "sori-peer"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def test_the_compose_file_is_this_cluster() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"s3", "redis", "origin-a", "origin-b", "worker-1", "worker-2",
+                             "edge"}, sorted(services)
+    sori = {n: s for n, s in services.items() if n.startswith(("origin-", "worker-"))}
+    envs = {n: {k: str(v) for k, v in s["environment"].items()} for n, s in sori.items()}
+    shared = envs["worker-1"]
+    for name, env in envs.items():
+        kind = "serve" if name.startswith("origin-") else "worker"
+        assert sori[name]["command"][:2] == ["sori", kind], name
+        cfg = load(REPO / "config.toml", env)  # every key known, every value valid
+        assert cfg.storage.backend == "s3" and cfg.jobs.backend == "redis", name
+        assert cfg.security.api_keys and cfg.security.signing_keys, name
+        assert {k: v for k, v in env.items() if k != "SORI_ORIGIN_PEER_HOST"} == shared, name
+        if name.startswith("origin-"):  # the other origins reach its live streams there
+            assert cfg.origin.peer_host == name
+            assert "origins" in sori[name]["networks"]["default"]["aliases"]
+        assert set(sori[name]["depends_on"]) == {"s3", "redis"}, name
+    endpoint = shared["SORI_STORAGE_ENDPOINT"]
+    assert endpoint.split(":")[0] == "s3" and endpoint.endswith(":8333")
+    assert "8333" in " ".join(services["s3"]["command"])
+    assert shared["SORI_JOBS_REDIS_URL"].startswith("redis://redis:6379/")
+    edge = services["edge"]
+    edge_env = {k: str(v) for k, v in edge["environment"].items()}
+    wanted = set(PLACEHOLDER.findall(TEMPLATE.read_text()))
+    assert wanted <= set(edge_env), sorted(wanted - set(edge_env))
+    assert edge_env["SORI_EDGE_ORIGIN"] == "origins:8080"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in edge["volumes"]}
+    assert mounts["/etc/nginx/templates/sori-edge.conf.template"] == \
+        "./deploy/nginx/sori-edge.conf"
+    conf_dir = edge_env["SORI_EDGE_CONF_DIR"]
+    assert mounts[f"{conf_dir}/sori-edge-locations.conf"] == \
+        "./deploy/nginx/sori-edge-locations.conf"
+    assert set(edge["depends_on"]) == {"origin-a", "origin-b"}
+    for name in ("s3", "redis", "origin-a", "origin-b", "edge"):
+        assert services[name]["healthcheck"]["test"], name
 
 
 @dataclass
