@@ -116,8 +116,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
     asyncio.run(package_both())
     cert, key = self_signed(work)
+    # One worker: failed token checks are counted per worker process, and the throttling
+    # test needs all of its checks counted by the same one.
     env = local_env(root, SORI_SECURITY_SIGNING_KEYS=json.dumps(KEYS),
-                    SORI_ORIGIN_TRUSTED_PROXIES='["127.0.0.1"]')
+                    SORI_ORIGIN_TRUSTED_PROXIES='["127.0.0.1"]', SORI_ORIGIN_WORKERS="1")
     with serve(env, work / "origin.log") as origin:
         yield Site(root, origin, work, cert, key)
 
