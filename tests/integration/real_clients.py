@@ -254,11 +254,16 @@ class Origin:
 
 @contextlib.contextmanager
 def serve(env: Mapping[str, str], log: Path, port: int | None = None) -> Iterator[Origin]:
-    """Run `sori serve` with `env` on a free port until the block ends (SIGTERM)."""
+    """Run `sori serve` with `env` on a free port until the block ends (SIGTERM).
+
+    One worker unless `env` says otherwise (SORI_ORIGIN_WORKERS): the origin's /metrics
+    then counts every request at once, which the counting tests rely on (with several
+    workers the others' figures are up to a second old); the multi-worker tests set it."""
     port = port or free_port()
+    env = {"SORI_ORIGIN_WORKERS": "1", **env}
     with log.open("wb") as out:
         proc = subprocess.Popen([str(SORI), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
     try:
