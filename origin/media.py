@@ -187,6 +187,20 @@ class MediaHandler:
                 answer = await self.live_remote.answer(request, asset_id)
                 if answer is not None:
                     return answer
+                try:
+                    return await self._stored(request, key, rel)
+                except NotFound:
+                    # Not in the store: an object a live stream's owner has not written
+                    # yet must not be a 404 (an edge would keep it): forwarded, or a 503.
+                    if self.live.get(asset_id) is None:
+                        answer = await self.live_remote.unowned(request, asset_id)
+                        if answer is not None:
+                            return answer
+                    raise
+        return await self._stored(request, key, rel)
+
+    async def _stored(self, request: web.Request, key: str, rel: str) -> web.StreamResponse:
+        """The object from memory or the store (any asset not answered as live)."""
         ocls = classify(rel)
         if ocls is ObjectClass.NOT_SERVED:
             raise NotFound("no such object")

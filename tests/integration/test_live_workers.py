@@ -231,3 +231,70 @@ async def _killed(a: Origin, b: Origin, topology: str, fmt: dict[str, Any], pcm:
             res = await on_b.get(path)
             assert res.status == 200 and "#EXT-X-ENDLIST" in res.text
         await check_sealed(on_b, "gone", rec["duration"], tolerance=0.6)
+
+
+async def test_a_non_owner_never_answers_409_or_404_while_the_record_says_live(
+        tmp_path: Path, speech: tuple[dict[str, Any], bytes, int]) -> None:
+    """Two replicas on one local store, the stream owned by A. Whenever B finds no usable
+    owner while the stream's record says live (no directory entry: here A is stopped with
+    SIGSTOP and its entry removed, as if not written yet or read stale; or a request that
+    was forwarded to B already, which B must not forward again), B answers a chunk and an
+    object A has not written yet with 503 + Retry-After and no-store, never a 409 "not
+    live" or a 404 an edge would keep; once the entry is back, B forwards again and the
+    chunk is taken once."""
+    fmt, pcm, rate = speech
+    env = _env(local_env(tmp_path / "media"), tmp_path, SORI_ORIGIN_WORKERS="1",
+               SORI_LIVE_PRODUCER_TIMEOUT="20")
+    size = rate // 5
+    with serve(env, tmp_path / "a.log") as a, \
+            serve(env, tmp_path / "b.log", port=free_port()) as b:
+        async with fresh() as session:
+            on_a, on_b = LiveHttp(session, a.base), LiveHttp(session, b.base)
+            rec = await on_a.start("unowned", fmt)
+            owner_pid = int(rec["live"]["owner"].rsplit(":", 1)[1])
+            assert owner_pid != b.proc.pid
+            seq = await on_b.push("unowned", pcm[:10 * size], size=size)  # forwarded
+            low = next(p for p in (await on_b.media_playlists("unowned")).values()
+                       if "/low/" in p)
+            future = low.replace("index.m3u8", "seg_00900.0.m4s")  # not written for long
+
+            def refused(res: Any, what: str) -> None:
+                assert res.status == 503, (what, res.status, res.body)
+                assert res.headers.get("Retry-After"), (what, res.headers)
+                assert "no-store" in res.headers.get("Cache-Control", ""), (what, res.headers)
+
+            # 1. forwarded here already (a forwarder's stale entry): never forwarded again
+            peer = {"X-Sori-Peer": "1"}
+            refused(await on_b.request("POST", "/v1/live/unowned/chunks", data=b"\0\0" * 8,
+                                       params={"seq": str(seq)}, headers=peer), "hop chunk")
+            refused(await on_b.get(future, headers=peer), "hop object")
+            # 2. no directory entry while the record says live
+            marker = tmp_path / "media" / ".live" / "unowned"
+            os.kill(owner_pid, signal.SIGSTOP)
+            try:
+                marker.unlink()
+                await asyncio.sleep(1.2)  # B's cached entry (1 s) runs out
+                refused(await on_b.chunk("unowned", seq, pcm[10 * size:11 * size]), "chunk")
+                refused(await on_b.get(future), "object")
+                status, now = await on_b.record("unowned")
+                assert status == 200 and now["state"] == "live", now
+            finally:
+                os.kill(owner_pid, signal.SIGCONT)
+            # 3. A's heartbeat writes the entry again: B forwards, the chunk is taken once
+            deadline = time.monotonic() + 10
+            while True:
+                res = await on_b.chunk("unowned", seq, pcm[10 * size:11 * size])
+                if res.status == 200:
+                    break
+                refused(res, "chunk while the entry comes back")
+                assert time.monotonic() < deadline, "B never forwarded again"
+                await asyncio.sleep(0.2)
+            assert VIA in res.headers.get("Via", ""), res.headers
+            assert res.json()["duplicate"] is False and res.json()["seq"] == seq
+            seq = await on_b.push("unowned", pcm[11 * size:20 * size], size=size, seq=seq + 1)
+            sealed = await on_b.finish("unowned")
+            assert sealed["state"] == "ready"
+            # (A stopped for a moment: its encoder may pad a part more, as after a kill)
+            await check_sealed(on_b, "unowned",
+                               20 * size / rate + sealed.get("silence_inserted", 0.0),
+                               store=LocalStore(tmp_path / "media"), tolerance=0.6)
