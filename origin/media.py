@@ -140,8 +140,8 @@ class MediaHandler:
                                                               cfg.origin.cache_object_max)
         self.stats: LruDict[Representation] = LruDict(STAT_CACHE_ENTRIES)
         self.flight: SingleFlight[Representation] = SingleFlight()
-        # asset id -> (trusted until, private): what the asset's record said when last read
-        self.alive: LruDict[tuple[float, bool]] = LruDict(STAT_CACHE_ENTRIES)
+        # asset id -> (trusted until, private, live): what its record said when last read
+        self.alive: LruDict[tuple[float, bool, bool]] = LruDict(STAT_CACHE_ENTRIES)
         self.guard = AccessGuard(cfg)
         self._checks: SingleFlight[None] = SingleFlight()
         self.entry_ttl = self.policy.entry_ttl()
@@ -183,7 +183,9 @@ class MediaHandler:
                     request, stream, rel)
                 if answer is not None:
                     return answer
-            elif self.live_remote is not None:
+            elif self.live_remote is not None and self.is_live(asset_id):
+                # Another process's stream (its record says live): the directory is
+                # asked only then, so a VOD miss costs no lookup of a live marker.
                 answer = await self.live_remote.answer(request, asset_id)
                 if answer is not None:
                     return answer
@@ -237,10 +239,17 @@ class MediaHandler:
         state = self.alive.get(asset_id)
         return state is not None and state[1]
 
+    def is_live(self, asset_id: str) -> bool:
+        """Whether the asset's record said "live" when last read (within ALIVE_FOR)."""
+        state = self.alive.get(asset_id)
+        return state is not None and state[2]
+
     def note_access(self, asset_id: str, private: bool) -> None:
         """This worker changed the asset's access: it holds at once here (other workers
         read it from the record within ALIVE_FOR)."""
-        self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, private))
+        state = self.alive.get(asset_id)
+        live = state is not None and state[2]
+        self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, private, live))
 
     async def confirm(self, asset_id: str) -> None:
         """For an asset not seen before: raise NotFound (and forget what is cached of it)
@@ -262,12 +271,13 @@ class MediaHandler:
                 raise StoreUnavailable(f"cannot read the record of {asset_id!r}: {e}") from e
             log.warning("asset %s: cannot check its record (%s); serving what memory holds",
                         asset_id, e)
-            self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, previous[1]))
+            self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, previous[1], previous[2]))
             return
         if rec is None:
             self.forget(asset_id)
             raise NotFound("no such asset")
-        self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, is_private_record(rec)))
+        self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, is_private_record(rec),
+                                  rec.get("state") == "live"))
 
     def forget(self, asset_id: str) -> None:
         """Drop everything this worker holds of `asset_id`."""
