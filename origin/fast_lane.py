@@ -64,6 +64,7 @@ _DEFER_FIELDS = frozenset(("range", "if-range", "if-match", "if-none-match", "if
                            "if-unmodified-since", "expect"))
 _STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 CAPPED_HEADS = 64  # header blocks kept per object for signed URLs (one per capped max-age)
+SIGNED_TARGETS = 65536  # signed request targets a lane remembers it admitted
 
 
 class HttpDate:
@@ -100,6 +101,9 @@ class Lane:
         self.access_log = access_log
         self.date = HttpDate()
         self.answered = 0  # requests this lane answered (tests and debugging)
+        # request target -> (object key, asset id, token expiry, client): signed URLs
+        # admitted before, so a listener's next request of it costs one lookup
+        self._signed: dict[str, tuple[str, str, float, str | None]] = {}
 
     def answer(self, head: RequestHead, peer: str | None = None,
                ) -> tuple[tuple[bytes, ...], int, str | None] | None:
@@ -135,8 +139,24 @@ class Lane:
         """The cached media to answer `head` (a plain GET/HEAD) with as a 200, and the
         expiry of the token that admitted it (a private asset's), or None."""
         fields = head.fields
-        key = head.target[len(PREFIX):]
+        target = head.target
         media = self.media
+        signed = self._signed.get(target)
+        if signed is not None:
+            # A signed URL this lane admitted before: the same object, the same grant
+            # (still checked: its expiry, the client it was for, the asset still private).
+            key, asset_id, until, client = signed
+            state = media.state(asset_id)
+            if (state is None or not state[1] or time.time() >= until
+                    or client != client_address(peer, fields.get("x-forwarded-for"),
+                                                media.guard.trusted)):
+                del self._signed[target]
+                return None  # origin.media decides
+            rep = media.cache.get(key)
+            if rep is None or rep.body is None:
+                return None
+            return self._negotiable(fields, rep, until)
+        key = target[len(PREFIX):]
         asset_id, _, rest = key.partition("/")
         token = None
         if rest.startswith(MARK):  # a signed URL: the object's key is without the token
@@ -145,18 +165,27 @@ class Lane:
         rep = media.cache.get(key)  # only checked keys are cached
         if rep is None or rep.body is None:
             return None
-        if not media.trusted(asset_id):
+        state = media.state(asset_id)
+        if state is None:
             return None  # an asset this worker has not looked up: origin.media does
         expires: float | None = None
-        if media.is_private(asset_id):
+        if state[1]:  # private
             client = client_address(peer, fields.get("x-forwarded-for"), media.guard.trusted)
             try:
                 expires = media.guard.grant(token, asset_id, client).expires
             except TokenError:
                 return None  # origin.media refuses it (and counts the failure)
+            if len(self._signed) >= SIGNED_TARGETS:
+                self._signed.clear()
+            self._signed[target] = (key, asset_id, expires, client)
+        return self._negotiable(fields, rep, expires)
+
+    def _negotiable(self, fields: dict[str, str], rep: Representation,
+                    expires: float | None) -> tuple[Representation, float | None] | None:
+        """`rep` unless the request needs a negotiation origin.media does."""
         if rep.compressible and "accept-encoding" in fields:
             return None  # gzip or identity: a negotiation, left to origin.media
-        if not media.cors.any_origin and "origin" in fields:
+        if not self.media.cors.any_origin and "origin" in fields:
             return None  # the allowed origin is echoed per request
         return rep, expires
 

@@ -226,13 +226,16 @@ class MediaHandler:
         """True while the asset's record was seen in the store within ALIVE_FOR; when that
         has lapsed for an asset seen before, a look in the background is started and the
         answer is still True (stale-while-revalidate: a request never waits for it)."""
+        return self.state(asset_id) is not None
+
+    def state(self, asset_id: str) -> tuple[float, bool, bool] | None:
+        """(trusted until, private, live) as `trusted` sees it, or None for an asset this
+        worker has not looked up."""
         state = self.alive.get(asset_id)
-        if state is None:
-            return False
-        if state[0] <= time.monotonic() and asset_id not in self._checks:
+        if state is not None and state[0] <= time.monotonic() and asset_id not in self._checks:
             task = asyncio.ensure_future(self._checks.run(asset_id, lambda: self._look(asset_id)))
             task.add_done_callback(_consume)
-        return True
+        return state
 
     def is_private(self, asset_id: str) -> bool:
         """What the asset's record said when last read (False for one never read)."""
