@@ -120,7 +120,8 @@ def origin(work: Path, name: str) -> Iterator[Server]:
     tmp.mkdir()                 # if the origin has to be killed
     env = {"SORI_STORAGE_BACKEND": "local", "SORI_STORAGE_ROOT": str(store), "TMPDIR": str(tmp),
            **ORIGIN_ENV}
-    server = start_sori(f"sori-{name}", free_port(), env, workers=1, access_log=False,
+    workers = int(env.pop("SORI_ORIGIN_WORKERS", "1"))  # --set origin.workers=N
+    server = start_sori(f"sori-{name}", free_port(), env, workers=workers, access_log=False,
                         work=work)
     spy = None
     if PROFILE:
@@ -912,7 +913,8 @@ def print_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
               "events after `playing`)")
     if "streams" in args.parts and results.get("streams"):
         ceiling = results.get("encoder_ceiling", {})
-        print(f"\n3. streams at once (one origin, workers = 1, {args.stream_seconds:.0f} s each, "
+        print(f"\n3. streams at once (one origin, workers = {ORIGIN_ENV.get('SORI_ORIGIN_WORKERS', '1')}, "
+              f"{args.stream_seconds:.0f} s each, "
               f"real time; keeps cadence = every gap between new parts after the first second "
               f"<= PART-TARGET + {CADENCE_SLACK} s)")
         print(f"{'K':>4} {'keep':>6} {'max gap':>8} {'med max':>8} {'p99 gap':>8} "
