@@ -26,7 +26,7 @@ from typing import Any
 from manifests import boxes, dash, hls, layout
 from manifests.llhls import sealed_media_playlist
 from manifests.model import Presentation
-from packager import process, readback, record
+from packager import process, publish, readback, record
 from packager.audio import aac_cmaf, ffmpeg_args
 from packager.errors import PackagerError
 from storage.base import Store
@@ -80,14 +80,21 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
     size = 0
     for r in renditions:
         size += r.init_size + sum(s.size for s in r.segments)
-    extra = {k: v for k, v in rec.items() if k in ("access",)}
+    # Access and title as the stored record has them now: a PATCH answered by another
+    # worker or replica changed the store, not this process's copy of the record.
+    stored = await publish.read_record(store, asset_id)
+    current: dict[str, Any] = dict(rec)
+    for name in ("access", "title"):
+        if stored is not None and name in stored:
+            current[name] = stored[name]
+    extra = {k: v for k, v in current.items() if k in ("access",)}
     live_info = dict(live)
     live_info.update(sealed=record.now_rfc3339(), reason=reason,
                      silence_seconds=round(silence_seconds, 3),
                      end_padding_seconds=round(padding_seconds, 3))
     extra["live"] = live_info
     extra["silence_inserted"] = round(silence_seconds, 3)
-    new = record.build(p, version=version, title=rec.get("title", asset_id),
+    new = record.build(p, version=version, title=current.get("title", asset_id),
                        created=rec["created"], download_rel=download_rel, size=size,
                        source=rec.get("source", {"name": "live"}), extra=extra)
     await store.put_bytes(layout.key(asset_id, layout.RECORD),

@@ -477,3 +477,25 @@ async def test_the_edge_check(store: Store, packaged: dict[str, bytes], origin_c
     _assert_denied(*await check(f"/assets/{AUDIO}/master.m3u8"))
     assert (await check(_signed(AUDIO, "a.b", "master.m3u8")))[0] == 403
     assert (await check(_signed(AUDIO, short, "master.m3u8")))[0] == 204
+
+
+async def test_access_changed_by_another_worker_survives_the_seal(
+        store: Store, origin_client: Any, tmp_path: Path) -> None:
+    """A PATCH answered by another worker or replica changes the stored record, not the
+    owner's copy: the seal keeps the stored access and title."""
+    cfg = _config(tmp_path)
+    client = await origin_client(create_app(cfg, store))
+    base = str(client.make_url("")).rstrip("/")
+    rate, channels, pcm = wav_pcm(make_speech(tmp_path / "w.wav", "Patched elsewhere."))
+    async with aiohttp.ClientSession() as session:
+        http = LiveHttp(session, base, key=WRITE_KEY)
+        await http.start("live-p", {"codec": "pcm_s16le", "sample_rate": rate,
+                                    "channels": channels})
+        await http.push("live-p", pcm[: rate * 2])
+        rec = json.loads(await store.get("live-p/asset.json"))  # as another worker does
+        rec.update(access="private", title="Renamed elsewhere")
+        await store.put_bytes("live-p/asset.json", json.dumps(rec).encode(), "application/json")
+        sealed = await http.finish("live-p")
+    assert sealed["access"] == "private" and sealed["title"] == "Renamed elsewhere"
+    stored = json.loads(await store.get("live-p/asset.json"))
+    assert stored["access"] == "private" and stored["state"] == "ready"
