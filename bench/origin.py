@@ -58,7 +58,7 @@ from bench.servers import (
     start_sori,
     stop,
 )
-from origin import metrics_share
+from origin.observe import metrics_share
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -231,7 +231,7 @@ _CACHE_SERIES = ("sori_cache_hits_total", "sori_cache_misses_total", "sori_cache
 def worker_caches(server: Server, workers: int) -> list[tuple[float, ...]]:
     """(cache hits, cache misses, cache bytes) of every worker, from one /metrics answer:
     with several workers, whichever answers reports all of them, each sample labelled
-    `worker` (origin/metrics_share.py), the others' as of up to a second ago, so this
+    `worker` (origin/observe/metrics_share.py), the others' as of up to a second ago, so this
     waits that long first."""
     if workers > 1:
         time.sleep(metrics_share.PUBLISH_EVERY + 0.1)

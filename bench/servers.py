@@ -133,7 +133,7 @@ http {{
 
 
 def start_nginx(store: Path, port: int, work: Path) -> Server:
-    from origin.cors import EXPOSED_HEADERS
+    from origin.http.cors import EXPOSED_HEADERS
 
     prefix = work / "nginx"
     prefix.mkdir()

@@ -7,12 +7,12 @@
     GET    /v1/assets/{id}/download        the progressive file as an attachment
     GET    /v1/assets/{id}/presigned-url   {"url", "expires", "expires_at"} (s3 store)
     GET    /v1/jobs/{job}                  JOB
-    GET    /v1/jobs/{job}/events           JOB as Server-Sent Events (origin.sse)
+    GET    /v1/jobs/{job}/events           JOB as Server-Sent Events (origin.http.sse)
 
 The asset record in the store is the only truth about assets (no index, no
 database): listing reads `{id}/asset.json` for every top-level prefix. Jobs are
-in memory (origin.jobs), or on a queue in Redis with `[jobs] backend = "redis"`
-(origin.queued_jobs, run by `sori worker`). Write methods need an API key when keys are configured
+in memory (origin.packaging.jobs), or on a queue in Redis with `[jobs] backend = "redis"`
+(origin.packaging.queued_jobs, run by `sori worker`). Write methods need an API key when keys are configured
 (origin.auth). Errors are raised as domain exceptions or returned with
 `json_error`, and become `{"error": ...}` at the edge (origin.errors).
 """
@@ -35,17 +35,18 @@ from yarl import URL
 
 from jobqueue.base import QueueUnavailable
 from manifests import layout
-from origin import headers as h
-from origin import sse, uploads
 from origin.app import MEDIA_KEY
 from origin.auth import bad_key_on_read, holds_write_key
 from origin.errors import json_error, register_error
-from origin.job_board import JobBoard
-from origin.jobs import AssetBusy, JobManager
+from origin.http import headers as h
+from origin.http import sse
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler, is_private_record
-from origin.metrics import metrics_of
-from origin.queued_jobs import QueuedJobs
+from origin.observe.metrics import metrics_of
+from origin.packaging import uploads
+from origin.packaging.job_board import JobBoard
+from origin.packaging.jobs import AssetBusy, JobManager
+from origin.packaging.queued_jobs import QueuedJobs
 from packager.errors import InvalidInput
 from packager.live.registry import StillLive
 from packager.publish import read_record

@@ -7,7 +7,7 @@ Routes registered here: `/assets/...` (origin.media), `/healthz`, `/readyz`,
 below: each is a module with a `setup(app)` function, imported when present.
 They find the configuration and the store as `app[CONFIG_KEY]` and
 `app[STORE_KEY]` (origin.keys) and the metrics registry as
-`metrics_of(app).registry` (origin.metrics).
+`metrics_of(app).registry` (origin.observe.metrics).
 
 One middleware, `edge`, wraps every request: it maps domain errors and
 aiohttp's HTTP exceptions to JSON, adds CORS and the error Cache-Control to
@@ -27,12 +27,12 @@ from pathlib import Path
 from aiohttp import web
 
 from origin import auth, errors, ops
-from origin import headers as h
-from origin.accesslog import AccessLog
+from origin.http import headers as h
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler
-from origin.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics, route_class
-from origin.metrics_share import SharedMetrics
+from origin.observe.accesslog import AccessLog
+from origin.observe.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics, route_class
+from origin.observe.metrics_share import SharedMetrics
 from settings import Config
 from signing.urls import redact
 from storage.base import Store

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from origin import headers as h
+from origin.http import headers as h
 from signing.urls import redact
 from storage.errors import InvalidKey, NotFound, StoreUnavailable, Unsupported
 

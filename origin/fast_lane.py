@@ -18,7 +18,7 @@ Every other head is given to aiohttp unchanged, whole, so its parser always
 stops at a message boundary and it answers as it always does; requests are
 answered strictly in order because a head is only answered here while no
 request handed to aiohttp is unfinished (`_pending`). A request with content
-(an upload), an Upgrade, or anything not in plain form (origin/request_head.py)
+(an upload), an Upgrade, or anything not in plain form (origin/http/request_head.py)
 hands the rest of the connection to aiohttp for good.
 
 What the lane answers is exactly what origin.media (or origin.pages) would
@@ -45,17 +45,17 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.web_protocol import RequestHandler
 
-from origin import headers as h
 from origin import pages
 from origin.access.client_ip import client_address
 from origin.access.guard import cap_max_age, capped_seconds
-from origin.accesslog import AccessLog
 from origin.app import ACCESS_LOG_KEY, MEDIA_KEY
-from origin.conditional import format_http_date
+from origin.http import headers as h
+from origin.http.conditional import format_http_date
+from origin.http.representation import Representation, accepts_gzip
+from origin.http.request_head import HEAD_END, MAX_HEAD, RequestHead, parse_head
 from origin.media import PREFIX, MediaHandler
-from origin.metrics import METRICS_KEY, ROUTE_MEDIA, ROUTE_PAGE, Metrics
-from origin.representation import Representation, accepts_gzip
-from origin.request_head import HEAD_END, MAX_HEAD, RequestHead, parse_head
+from origin.observe.accesslog import AccessLog
+from origin.observe.metrics import METRICS_KEY, ROUTE_MEDIA, ROUTE_PAGE, Metrics
 from signing.tokens import TokenError
 from signing.urls import MARK
 

@@ -20,17 +20,17 @@ from typing import IO, Any
 from aiohttp import web
 
 from manifests import layout
-from origin import headers as h
 from origin.access.guard import AccessGuard
-from origin.cache_policy import CachePolicy, ObjectClass, classify
-from origin.conditional import Outcome, evaluate, if_range_allows
-from origin.cors import CorsPolicy
 from origin.errors import json_error
+from origin.http import headers as h
+from origin.http.cache_policy import CachePolicy, ObjectClass, classify
+from origin.http.conditional import Outcome, evaluate, if_range_allows
+from origin.http.cors import CorsPolicy
+from origin.http.object_cache import LruDict, ObjectCache, SingleFlight
+from origin.http.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from origin.http.representation import Representation, accepts_gzip, compress
 from origin.keys import BYTES_SENT, CACHE_RESULT, GRANT, STREAMING
-from origin.metrics import Metrics
-from origin.object_cache import LruDict, ObjectCache, SingleFlight
-from origin.ranges import ByteRange, RangeNotSatisfiable, parse_range
-from origin.representation import Representation, accepts_gzip, compress
+from origin.observe.metrics import Metrics
 from packager.publish import read_record
 from settings import Config
 from signing.urls import split_token

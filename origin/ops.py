@@ -7,10 +7,10 @@ import json
 
 from aiohttp import web
 
-from origin import headers as h
 from origin.errors import json_error
+from origin.http import headers as h
 from origin.keys import STORE_KEY
-from origin.metrics import handle_metrics
+from origin.observe.metrics import handle_metrics
 from storage.errors import StoreError
 
 READY_TIMEOUT = 3.0

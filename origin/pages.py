@@ -22,9 +22,9 @@ from typing import Final
 
 from aiohttp import web
 
-from origin import headers as h
-from origin.conditional import Outcome, evaluate, format_http_date
-from origin.representation import accepts_gzip, compress, gzip_etag
+from origin.http import headers as h
+from origin.http.conditional import Outcome, evaluate, format_http_date
+from origin.http.representation import accepts_gzip, compress, gzip_etag
 
 PLAYER_DIR: Final = Path(__file__).resolve().parent.parent / "player"
 NODE_MODULES: Final = PLAYER_DIR / "node_modules"

@@ -6,7 +6,7 @@ with SO_REUSEPORT, so the kernel spreads connections over them; the parent only
 supervises (forwards the stop signal, restarts a worker that dies; a worker dies with
 its parent, even a SIGKILLed one). Each worker opens its own store and event loop
 (uvloop when installed). The workers share a temporary directory the parent makes,
-through which any of them answers /metrics for all (origin.metrics_share).
+through which any of them answers /metrics for all (origin.observe.metrics_share).
 
 Every process also listens on an internal address (`[origin] peer_host`, default
 127.0.0.1, an ephemeral port) where other workers and replicas reach it for the live
@@ -117,7 +117,7 @@ def setup_logging(cfg: Config) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     access = logging.getLogger("sori.access")
     if cfg.origin.access_log and not access.handlers:
-        # origin.accesslog batches lines itself (a record carries many), so a plain
+        # origin.observe.accesslog batches lines itself (a record carries many), so a plain
         # stream handler writes them.
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(message)s"))
@@ -147,7 +147,7 @@ async def serve_async(cfg: Config, *, reuse_port: bool = False,
                       started: Callable[[list[str]], Any] | None = None,
                       shared: Path | None = None) -> None:
     """Serve in the running loop until `stop` is set (or SIGINT/SIGTERM arrives).
-    `shared`: the directory the workers of one origin share (origin.metrics_share)."""
+    `shared`: the directory the workers of one origin share (origin.observe.metrics_share)."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,10 +17,10 @@ import time
 
 from aiohttp import hdrs, web
 
-from origin import headers as h
 from origin.access.client_ip import client_address, networks
 from origin.errors import json_error
-from origin.object_cache import LruDict
+from origin.http import headers as h
+from origin.http.object_cache import LruDict
 from settings import Config
 from signing.tokens import Grant, TokenError, TokenExpired, TokenInvalid, check
 

@@ -23,12 +23,12 @@ from typing import Any
 from aiohttp import web
 
 from manifests import layout
-from origin import headers as h
 from origin.access.guard import INVALID, cap_max_age, capped_seconds, denial
 from origin.api import JOBS_KEY, _asset_id, _public, _record, _refuse_if_busy, json_response
 from origin.app import MEDIA_KEY
 from origin.auth import bad_key_on_read, holds_write_key
 from origin.errors import json_error
+from origin.http import headers as h
 from origin.keys import CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY
 from origin.media import PREFIX, is_private_record, split_media_path
 from packager.errors import InvalidInput

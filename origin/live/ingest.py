@@ -25,11 +25,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from manifests import layout
-from origin import auth, sse
-from origin import headers as h
+from origin import auth
 from origin.app import MEDIA_KEY
 from origin.auth import holds_write_key
 from origin.errors import json_error, register_error
+from origin.http import headers as h
+from origin.http import sse
 from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STORE_KEY, STREAMING
 from origin.media import is_private_record
 from packager.errors import InvalidInput

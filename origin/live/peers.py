@@ -34,8 +34,8 @@ import aiohttp
 from aiohttp import ClientConnectionResetError, WSMsgType, web
 from multidict import CIMultiDict
 
-from origin import headers as h
 from origin.errors import json_error
+from origin.http import headers as h
 from origin.keys import BYTES_SENT, STREAMING
 
 log = logging.getLogger("sori.live")

@@ -22,16 +22,16 @@ from aiohttp import ClientConnectionResetError, HttpVersion11, web
 from manifests import layout
 from manifests.dash_live import live_mpd
 from manifests.llhls import media_playlist
-from origin import headers as h
 from origin.errors import json_error
 from origin.fast_lane import HttpDate, wire_headers
+from origin.http import headers as h
+from origin.http.representation import accepts_gzip, compress
 from origin.keys import BYTES_SENT, STREAMING
 from origin.live.parking import GONE, ORDINARY, TIMED_OUT, Key, Sent, StreamLot, Waiter
-from origin.representation import accepts_gzip, compress
 from storage.content_types import content_type_for
 
 if TYPE_CHECKING:
-    from origin.cors import CorsPolicy
+    from origin.http.cors import CorsPolicy
     from packager.live.plan import LivePlan
     from packager.live.registry import LiveRegistry
     from packager.live.stream import LiveStream

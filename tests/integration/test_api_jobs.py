@@ -19,8 +19,8 @@ from test_api_support import (
     uploads_left,
 )
 
-from origin import sse
 from origin.app import create_app
+from origin.http import sse
 from storage.base import Store
 
 LONG_TEXT = " ".join(["Sori keeps a queue of packaging jobs and runs them one at a time."] * 4)

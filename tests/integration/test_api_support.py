@@ -132,6 +132,6 @@ class Api:
 
 def uploads_left(cfg: Config) -> list[Path]:
     """The uploads left in the upload directory (none once their jobs have ended; the
-    directory also holds the job board, origin.job_board)."""
+    directory also holds the job board, origin.packaging.job_board)."""
     root = Path(cfg.origin.upload_dir)
     return [p for p in root.iterdir() if p.name != "jobs"] if root.exists() else []

@@ -26,7 +26,7 @@ from test_origin_support import (
 )
 
 from origin.app import create_app
-from origin.conditional import format_http_date, parse_http_date
+from origin.http.conditional import format_http_date, parse_http_date
 from sori.config import Config, OriginConfig
 from storage.base import Store
 

@@ -13,7 +13,7 @@ from test_origin_support import ASSET, SEGMENT, publish
 
 from origin.app import ACCESS_LOG_KEY, create_app
 from origin.errors import register_error
-from origin.metrics import metrics_of
+from origin.observe.metrics import metrics_of
 from sori.config import Config
 from storage.base import Store
 from storage.errors import InvalidKey, NotFound, StoreUnavailable

@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from real_clients import SPEECH, make_speech
 
-from origin import metrics_share
+from origin.observe import metrics_share
 from origin.server import UnsafeConfig, check_exposure, is_loopback, serve_async
 from sori.config import Config, ConfigError, OriginConfig, SecurityConfig, StorageConfig
 from storage import LocalStore
@@ -218,7 +218,7 @@ def test_every_worker_answers_for_a_job_another_one_runs(tmp_path: Path) -> None
     """Two workers share the port; an upload is packaged by the one that took it. Requests
     about it on connections of their own (the kernel spreads them over both workers) all
     see the job: its state and event stream, 409 for a second upload or a DELETE of the
-    asset while it runs, and the job once it has ended (origin.job_board)."""
+    asset while it runs, and the job once it has ended (origin.packaging.job_board)."""
     with _uploading_on_two_workers(tmp_path, seconds=30.0) as (port, job_id, speech):
         seen: list[str] = []
         refused: list[tuple[str, int]] = []  # attempts made while the job ran throughout
@@ -278,7 +278,7 @@ def test_an_event_stream_on_another_worker_follows_the_job(tmp_path: Path) -> No
 
 def test_any_worker_answers_metrics_for_all(tmp_path: Path) -> None:
     """Behind one port a scrape lands on any worker; it reports every worker's counters,
-    each labelled with its worker (origin.metrics_share)."""
+    each labelled with its worker (origin.observe.metrics_share)."""
     port = _free_port()
     with _serving({"SORI_ORIGIN_PORT": str(port), "SORI_ORIGIN_WORKERS": "2",
                    "SORI_STORAGE_ROOT": str(tmp_path / "media"),

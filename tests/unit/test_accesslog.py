@@ -1,4 +1,4 @@
-"""origin.accesslog: each line is one JSON object whatever the request carried, and lines
+"""origin.observe.accesslog: each line is one JSON object whatever the request carried, and lines
 reach the logger in batches (when full, after FLUSH_AFTER, or on flush())."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from origin import accesslog
-from origin.accesslog import AccessLog, format_line
+from origin.observe import accesslog
+from origin.observe.accesslog import AccessLog, format_line
 
 _text = st.text(max_size=60)
 

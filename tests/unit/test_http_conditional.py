@@ -1,10 +1,10 @@
-"""Preconditions (origin.conditional) against RFC 9110 §13."""
+"""Preconditions (origin.http.conditional) against RFC 9110 §13."""
 
 from __future__ import annotations
 
 import pytest
 
-from origin.conditional import (
+from origin.http.conditional import (
     Outcome,
     evaluate,
     format_http_date,

@@ -1,4 +1,4 @@
-"""The origin's object cache and single-flight loader (origin.object_cache)."""
+"""The origin's object cache and single-flight loader (origin.http.object_cache)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from origin.object_cache import LruDict, ObjectCache, SingleFlight
-from origin.representation import accepts_gzip, gzip_etag
+from origin.http.object_cache import LruDict, ObjectCache, SingleFlight
+from origin.http.representation import accepts_gzip, gzip_etag
 
 
 def test_lru_by_bytes() -> None:
@@ -25,7 +25,7 @@ def test_lru_by_bytes() -> None:
 
 def test_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr("origin.object_cache.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("origin.http.object_cache.time.monotonic", lambda: now[0])
     c: ObjectCache[str] = ObjectCache(100, 100)
     c.put("m", "M", 10, ttl=2.0)
     assert c.get("m") == "M"

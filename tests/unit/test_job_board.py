@@ -1,4 +1,4 @@
-"""origin.job_board: job files and asset claims shared by an origin's worker processes
+"""origin.packaging.job_board: job files and asset claims shared by an origin's worker processes
 (real files in a temporary directory; other processes are real processes)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from origin.job_board import STOPPED, JobBoard
+from origin.packaging.job_board import STOPPED, JobBoard
 
 JOB = "0123456789abcdef"
 OTHER = "fedcba9876543210"
@@ -145,7 +145,7 @@ def test_a_claim_left_by_a_stopped_process_is_taken_over(tmp_path: Path, gone_pi
 def test_claims_race_between_processes(tmp_path: Path) -> None:
     """Eight processes claim one asset at once: exactly one gets it."""
     root = tmp_path / "jobs"
-    code = ("import sys; from pathlib import Path; from origin.job_board import JobBoard; "
+    code = ("import sys; from pathlib import Path; from origin.packaging.job_board import JobBoard; "
             "b = JobBoard(Path(sys.argv[1])); h = b.claim('talk', sys.argv[2]); "
             "print('won' if h is None else 'lost:' + h); sys.stdout.flush(); "
             "import time; time.sleep(2)")  # stay alive, so that the claim stays held

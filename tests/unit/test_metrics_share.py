@@ -1,4 +1,4 @@
-"""origin.metrics_share: one /metrics answer for several worker processes (real files;
+"""origin.observe.metrics_share: one /metrics answer for several worker processes (real files;
 other workers are real processes' pids)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from origin.metrics_share import LABEL, SharedMetrics, merge, snapshot
+from origin.observe.metrics_share import LABEL, SharedMetrics, merge, snapshot
 
 
 def _registry(requests: float, cached: float) -> CollectorRegistry:

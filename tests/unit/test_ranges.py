@@ -1,4 +1,4 @@
-"""The pure Range parser (origin.ranges) against RFC 9110 §14."""
+"""The pure Range parser (origin.http.ranges) against RFC 9110 §14."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from origin.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from origin.http.ranges import ByteRange, RangeNotSatisfiable, parse_range
 
 SIZE = 1000
 

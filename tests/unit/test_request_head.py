@@ -1,4 +1,4 @@
-"""origin.request_head: which request heads the fast lane may read itself (the rest go to
+"""origin.http.request_head: which request heads the fast lane may read itself (the rest go to
 aiohttp's parser, so every doubtful form must come back as None)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from origin.request_head import MAX_HEAD, parse_head
+from origin.http.request_head import MAX_HEAD, parse_head
 
 SEG = "/assets/talk-1/v/abc/low/seg_00001.m4s"
 

@@ -8,7 +8,7 @@ JOB, as the API shows it: `{"id", "asset", "state": "queued"|"running"|"done"|"f
 "progress": 0..1, "error": null|"..."}` plus `phase`, `created`, `started`, `finished`.
 
 A job runs in the process that received the upload and lives in its memory. With a
-board (origin.job_board: files in the upload directory) every change is also written
+board (origin.packaging.job_board: files in the upload directory) every change is also written
 down, so that the other workers of the origin answer `GET /v1/jobs/{id}` and its events
 for it (RemoteJob), and an asset is claimed there while it is packaged, so that no two
 workers package one asset at once. A restart cancels what was running, which publishes
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from origin.job_board import JobBoard, Snapshot
+from origin.packaging.job_board import JobBoard, Snapshot
 from packager.errors import InvalidInput, PackagerError
 from packager.pipeline import package
 from packager.record import now_rfc3339
@@ -43,7 +43,7 @@ from storage.base import Store
 from storage.errors import StoreError
 
 if TYPE_CHECKING:
-    from origin.uploads import Upload
+    from origin.packaging.uploads import Upload
     from settings import PackagerConfig
 
 log = logging.getLogger("sori.jobs")

@@ -20,7 +20,7 @@ from json.encoder import encode_basestring_ascii as _quote
 
 from aiohttp import web
 
-from origin import headers as h
+from origin.http import headers as h
 from signing.urls import redact
 
 logger = logging.getLogger("sori.access")

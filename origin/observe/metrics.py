@@ -8,7 +8,7 @@ same registry through `metrics_of(app).registry`, e.g. the jobs module::
     jobs = Gauge("sori_jobs", "Jobs by state", ["state"], registry=metrics_of(app).registry)
 
 With several worker processes, the worker that answers a scrape reports every live
-worker's metrics, each sample labelled `worker` (origin.metrics_share).
+worker's metrics, each sample labelled `worker` (origin.observe.metrics_share).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from origin import headers as h
+from origin.http import headers as h
 
 if TYPE_CHECKING:
-    from origin.metrics_share import SharedMetrics
+    from origin.observe.metrics_share import SharedMetrics
 
 ROUTE_MEDIA = "media"
 ROUTE_API = "api"
@@ -72,7 +72,7 @@ class Metrics:
         self._req_children: dict[tuple[str, int], Counter] = {}
         self._bytes_children: dict[str, Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
-        # With several workers: every worker's metrics in one answer (origin.metrics_share).
+        # With several workers: every worker's metrics in one answer (origin.observe.metrics_share).
         self.shared: SharedMetrics | None = None
 
     def observe_request(self, route: str, status: int, nbytes: int) -> None:

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from origin import headers as h
-from origin.jobs import Job, RemoteJob
+from origin.http import headers as h
 from origin.keys import BYTES_SENT, STREAMING
-from origin.queued_jobs import QueuedJob
+from origin.packaging.jobs import Job, RemoteJob
+from origin.packaging.queued_jobs import QueuedJob
 
 AnyJob = Job | RemoteJob | QueuedJob
 
@@ -36,7 +36,7 @@ CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 
 class JobWaiter(Protocol):
-    """origin.jobs.JobManager or origin.queued_jobs.QueuedJobs."""
+    """origin.packaging.jobs.JobManager or origin.packaging.queued_jobs.QueuedJobs."""
 
     async def wait(self, job: Any, seen_version: int, within: float | None) -> bool: ...
 

@@ -29,7 +29,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from origin.job_board import process_alive, replace_file
+from origin.packaging.job_board import process_alive, replace_file
 
 log = logging.getLogger("sori.origin")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 
-from origin import headers as h
-from origin.cache_policy import ObjectClass
-from origin.conditional import format_http_date
-from origin.cors import CorsPolicy
+from origin.http import headers as h
+from origin.http.cache_policy import ObjectClass
+from origin.http.conditional import format_http_date
+from origin.http.cors import CorsPolicy
 from storage.base import ObjectInfo
 from storage.content_types import DEFAULT_CONTENT_TYPE, content_type_for
 

@@ -28,8 +28,8 @@ from typing import Any
 from saq.job import TERMINAL_STATUSES, Job, Status
 
 from jobqueue import base
-from origin.jobs import AssetBusy, _title_of
-from origin.uploads import Upload
+from origin.packaging.jobs import AssetBusy, _title_of
+from origin.packaging.uploads import Upload
 from settings import Config
 from storage.base import Store
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 
 from manifests import layout
-from origin import headers as h
+from origin.http import headers as h
 
 
 class ObjectClass(enum.Enum):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, MutableMapping
 
 from aiohttp import web
 
-from origin import headers as h
+from origin.http import headers as h
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 ALLOWED_REQUEST_HEADERS = ("range", "if-range", "if-none-match", "if-modified-since",
