@@ -12,7 +12,6 @@ name replaced, nginx's own $variables left alone), so the test runs the file use
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import subprocess
@@ -22,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from real_clients import Response, require_tool
+from real_clients import HttpClient, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "nginx"
@@ -89,42 +88,12 @@ def self_signed(work: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-class Client:
+class Client(HttpClient):
     """One keep-alive connection to the edge from a loopback address of its own
     (127.0.0.2, 127.0.0.3, ...), so the edge and the origin see ten different users."""
 
     def __init__(self, base_port: int, source: str, timeout: float = 20.0) -> None:
-        self.port, self.source, self.timeout = base_port, source, timeout
-        self._conn: http.client.HTTPConnection | None = None
-
-    def request(self, method: str, path: str,
-                headers: Mapping[str, str] | None = None) -> Response:
-        for attempt in range(2):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                        timeout=self.timeout,
-                                                        source_address=(self.source, 0))
-            try:
-                self._conn.request(method, path, headers=dict(headers or {}))
-                res = self._conn.getresponse()
-                body = res.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.close()
-                if attempt:
-                    raise
-                continue
-            if res.will_close:
-                self.close()
-            return Response(res.status, res.msg, body)
-        raise AssertionError("unreachable")
-
-    def get(self, path: str, headers: Mapping[str, str] | None = None) -> Response:
-        return self.request("GET", path, headers)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super().__init__(f"http://127.0.0.1:{base_port}", timeout, source)
 
 
 def origin_log(log: Path) -> list[dict[str, object]]:

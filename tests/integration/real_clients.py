@@ -373,18 +373,21 @@ class Response:
 class HttpClient:
     """One keep-alive connection to `base`; plain bytes (no Accept-Encoding is sent)."""
 
-    def __init__(self, base: str, timeout: float = 15.0) -> None:
+    def __init__(self, base: str, timeout: float = 15.0, source: str | None = None) -> None:
         parts = urllib.parse.urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.timeout = timeout
+        # the local address to connect from (a loopback address of its own per user)
+        self.source_address = (source, 0) if source is not None else None
         self._conn: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | None = None
                 ) -> Response:
         for attempt in range(2):
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.host, self.port,
-                                                        timeout=self.timeout)
+                self._conn = http.client.HTTPConnection(
+                    self.host, self.port, timeout=self.timeout,
+                    source_address=self.source_address)
             try:
                 self._conn.request(method, path, headers=dict(headers or {}))
                 res = self._conn.getresponse()
