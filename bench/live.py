@@ -236,9 +236,9 @@ class Driver:
 # --- producers -------------------------------------------------------------------------
 
 
-async def push_origin(session: Any, base: str, sid: str, plan: live_media.Schedule,
-                      sent: dict[str, float]) -> None:
-    """Post the schedule's chunks to the origin (seq 0, 1, ...), at its times."""
+async def paced(plan: live_media.Schedule,
+                sent: dict[str, float]) -> AsyncIterator[tuple[int, bytes]]:
+    """(seq, chunk) of the schedule, each at its time; sent["first"]: the first one's."""
     t0 = time.time()
     for seq, (at, chunk) in enumerate(plan):
         delay = t0 + at - time.time()
@@ -246,6 +246,13 @@ async def push_origin(session: Any, base: str, sid: str, plan: live_media.Schedu
             await asyncio.sleep(delay)
         if seq == 0:
             sent["first"] = time.time()
+        yield seq, chunk
+
+
+async def push_origin(session: Any, base: str, sid: str, plan: live_media.Schedule,
+                      sent: dict[str, float]) -> None:
+    """Post the schedule's chunks to the origin (seq 0, 1, ...), at its times."""
+    async for seq, chunk in paced(plan, sent):
         async with session.post(f"{base}/v1/live/{sid}/chunks", params={"seq": str(seq)},
                                 data=chunk) as r:
             await r.read()
@@ -256,13 +263,7 @@ async def push_origin(session: Any, base: str, sid: str, plan: live_media.Schedu
 async def push_ffmpeg(proc: asyncio.subprocess.Process, plan: live_media.Schedule,
                       sent: dict[str, float]) -> None:
     assert proc.stdin is not None
-    t0 = time.time()
-    for seq, (at, chunk) in enumerate(plan):
-        delay = t0 + at - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if seq == 0:
-            sent["first"] = time.time()
+    async for _seq, chunk in paced(plan, sent):
         proc.stdin.write(chunk)
         await proc.stdin.drain()
 
