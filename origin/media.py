@@ -161,10 +161,15 @@ class MediaHandler:
         # Hot path: a key is only ever cached after it passed parse_media_path.
         key = raw_path[len(PREFIX):]
         rep = self.cache.get(key)
-        if rep is not None and not self.trusted(asset_id := key.partition("/")[0]):
-            await self.confirm(asset_id)
-            rep = self.cache.get(key)  # gone if the asset was found deleted
-        if rep is not None and not self.is_private(key.partition("/")[0]):
+        if rep is not None:
+            state = self.state(asset_id := key.partition("/")[0])
+            if state is None:
+                await self.confirm(asset_id)
+                rep = self.cache.get(key)  # gone if the asset was found deleted
+                state = self.alive.get(asset_id)
+            if state is not None and state[1]:
+                rep = None  # private: the token is checked below
+        if rep is not None:
             request[CACHE_RESULT] = "hit"
             self.metrics.cache_hits.inc()
             return self._from_memory(request, rep)
