@@ -125,8 +125,8 @@ class LiveDirectory:
         sealed = []
         for key in keys:
             asset_id = key[len(MARKERS):]
-            if not layout.is_valid_asset_id(asset_id) or asset_id in self.registry.streams:
-                continue
+            if not layout.is_valid_asset_id(asset_id) or self.registry.owns(asset_id):
+                continue  # ours, or being created here: never judged by our own sweep
             present.add(asset_id)
             try:
                 data = await self.store.get(key)

@@ -96,6 +96,11 @@ class LiveRegistry:
         # sets it once its internal address listens); written in each stream's marker.
         self.peer_url: str | None = None
 
+    def owns(self, asset_id: str) -> bool:
+        """This process has the stream, or is creating it (its marker may already be in
+        the store while the stream is not yet registered)."""
+        return asset_id in self.streams or asset_id in self._creating
+
     def get(self, asset_id: str) -> LiveStream | None:
         return self.streams.get(asset_id)
 
@@ -111,7 +116,7 @@ class LiveRegistry:
 
     async def create(self, asset_id: str, *, title: str | None, fmt: formats.StreamFormat,
                      access: str = "public") -> dict[str, Any]:
-        if asset_id in self.streams or asset_id in self._creating:
+        if self.owns(asset_id):
             raise AssetExists(f"asset {asset_id!r} already exists")
         self._creating.add(asset_id)
         try:
