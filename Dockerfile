@@ -18,6 +18,7 @@ COPY packager packager
 COPY storage storage
 COPY origin origin
 COPY jobqueue jobqueue
+COPY analytics analytics
 COPY player player
 # editable, so the origin finds player/ and its node_modules beside the code
 RUN pip install --no-cache-dir -e . \

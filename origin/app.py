@@ -43,7 +43,8 @@ MEDIA_KEY = web.AppKey("sori.media", MediaHandler)
 ACCESS_LOG_KEY = web.AppKey("sori.access_log", AccessLog)
 
 # Modules written alongside this one that register their own routes via setup(app).
-OPTIONAL_MODULES = ("origin.api", "origin.pages", "origin.live", "origin.access.routes")
+OPTIONAL_MODULES = ("origin.api", "origin.pages", "origin.live", "origin.access.routes",
+                    "origin.analytics", "origin.offline")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -86,6 +86,7 @@ class OriginConfig:
     # proxies its requests to the owner's address. "" = 127.0.0.1 (one machine); set the
     # address other machines reach this one at when replicas run on several machines.
     peer_host: str = ""
+    offline_max_assets: int = 50  # assets one GET /v1/offline bundle may name
 
     def worker_count(self) -> int:
         """`workers`, with 0 resolved to one per CPU core."""
@@ -106,6 +107,8 @@ class OriginConfig:
         _non_negative("origin.cache_object_max", self.cache_object_max)
         _positive("origin.max_upload_bytes", self.max_upload_bytes)
         _positive("origin.job_concurrency", self.job_concurrency)
+        if not 1 <= self.offline_max_assets <= 1000:
+            raise ConfigError("origin.offline_max_assets: must be between 1 and 1000")
         for i, net in enumerate(self.trusted_proxies):
             try:
                 ipaddress.ip_network(net, strict=False)
@@ -137,6 +140,10 @@ class PackagerConfig:
         VideoRung("360p", 360, 800_000, "main"),
         VideoRung("240p", 240, 400_000, "baseline"),
     )
+    # The data-saver rung (issue 14): one more audio rendition, Opus in CMAF, mono, for
+    # phones on poor networks; players that cannot decode Opus skip it (CODECS="opus").
+    data_saver: bool = True
+    data_saver_bitrate: int = 32_000
     video_audio_bitrate: int = 128_000
     x264_preset: str = "veryfast"
     thumbnail_interval: float = 5.0
@@ -180,6 +187,8 @@ class PackagerConfig:
                 raise ConfigError(f"{key}.height: must be between 90 and 4320")
             _positive(f"{key}.bitrate", v.bitrate)
             _choice(f"{key}.profile", v.profile, ("baseline", "main", "high"))
+        if not 6_000 <= self.data_saver_bitrate <= 128_000:
+            raise ConfigError("packager.data_saver_bitrate: must be between 6000 and 128000")
         _positive("packager.video_audio_bitrate", self.video_audio_bitrate)
         _positive("packager.thumbnail_interval", self.thumbnail_interval)
         _positive("packager.thumbnail_width", self.thumbnail_width)
@@ -271,6 +280,31 @@ class JobsConfig:
 
 
 @dataclass(frozen=True)
+class AnalyticsConfig:
+    """Listening analytics (analytics/): events from the origin's requests, CMCD reports and
+    imported edge logs, counted per IAB v2.3; see analytics/README.md."""
+
+    enabled: bool = True
+    database: str = "var/analytics.sqlite3"  # a path (SQLite, WAL) or a postgresql:// URL
+    retention_days: int = 90  # raw events kept this long; daily roll-ups are kept for good
+    queue_size: int = 65536  # events waiting for the writer; beyond it they are dropped (counted)
+    batch_size: int = 1000  # events per insert transaction at most
+
+    def validate(self) -> None:
+        if not self.database.strip():
+            raise ConfigError("analytics.database: must be a path or a postgresql:// URL")
+        if "://" in self.database and not self.database.startswith(("postgresql://",
+                                                                    "postgres://")):
+            raise ConfigError("analytics.database: a URL must start with postgresql://")
+        if not 1 <= self.retention_days <= 3650:
+            raise ConfigError("analytics.retention_days: must be between 1 and 3650")
+        if not 100 <= self.queue_size <= 10_000_000:
+            raise ConfigError("analytics.queue_size: must be between 100 and 10000000")
+        if not 1 <= self.batch_size <= 100_000:
+            raise ConfigError("analytics.batch_size: must be between 1 and 100000")
+
+
+@dataclass(frozen=True)
 class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     origin: OriginConfig = field(default_factory=OriginConfig)
@@ -278,6 +312,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     def validate(self) -> Config:
         self.storage.validate()
@@ -286,6 +321,7 @@ class Config:
         self.security.validate()
         self.live.validate()
         self.jobs.validate()
+        self.analytics.validate()
         return self
 
 

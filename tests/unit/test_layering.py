@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = ("settings", "manifests", "signing", "storage", "packager", "jobqueue", "origin", "sori")
+OURS = ("settings", "manifests", "signing", "storage", "packager", "jobqueue", "analytics", "origin",
+        "sori")
 ALLOWED = {
     "settings": set(),
     "manifests": {"manifests"},
@@ -18,7 +19,9 @@ ALLOWED = {
     "storage": {"storage", "settings"},
     "packager": {"packager", "manifests", "storage", "settings"},
     "jobqueue": {"jobqueue", "packager", "manifests", "storage", "settings"},
-    "origin": {"origin", "jobqueue", "packager", "manifests", "signing", "storage", "settings"},
+    "analytics": {"analytics", "manifests", "settings"},
+    "origin": {"origin", "analytics", "jobqueue", "packager", "manifests", "signing", "storage",
+               "settings"},
 }
 
 
@@ -45,6 +48,6 @@ def test_imports_point_one_way(folder: str) -> None:
 def test_no_folder_grows_past_a_dozen_modules() -> None:
     for folder in ("packager", "packager/audio", "packager/video", "packager/live", "origin",
                    "origin/access", "origin/http", "origin/live", "origin/observe",
-                   "origin/packaging"):
+                   "origin/packaging", "analytics", "analytics/db"):
         modules = [p for p in (ROOT / folder).glob("*.py") if p.name != "__init__.py"]
         assert len(modules) <= 12, (folder, len(modules))
