@@ -13,6 +13,11 @@ The store's keys are the URL paths below `/assets/`, so these names are also URL
     {id}/v/{version}/{rendition}/iframes.m3u8     I-frame playlist (video)
     {id}/v/{version}/download.m4a | download.mp4  progressive download
     {id}/v/{version}/poster.jpg, thumbs.jpg, thumbs.vtt   (video)
+    {id}/v/{version}/subs/index.m3u8              subtitles media playlist (WebVTT, issue 14)
+    {id}/v/{version}/subs/seg_00001.vtt ...       WebVTT segments aligned to the media segments
+    {id}/v/{version}/transcript.vtt, transcript.txt   the whole transcript
+    {id}/v/{version}/chapters.json, chapters.vtt      chapters (Apple's JSON form; WebVTT)
+    {id}/v/{version}/saver/...                    the data-saver rung (Opus in CMAF), a rendition
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ SEGMENT_TEMPLATE = "seg_$Number%05d$.m4s"  # DASH form of segment_name()
 POSTER = "poster.jpg"
 THUMBS_SPRITE = "thumbs.jpg"
 THUMBS_VTT = "thumbs.vtt"
+SUBTITLES_DIR = "subs"  # the subtitles rendition's directory (its playlist is MEDIA_PLAYLIST)
+TRANSCRIPT_VTT = "transcript.vtt"
+TRANSCRIPT_TXT = "transcript.txt"
+CHAPTERS_JSON = "chapters.json"
+CHAPTERS_VTT = "chapters.vtt"
+DATA_SAVER_RENDITION = "saver"  # rendition id of the Opus data-saver rung
+SUBTITLE_SEGMENT_TEMPLATE = "seg_$Number%05d$.vtt"  # DASH form of subtitle_segment_name()
 
 
 def is_valid_asset_id(asset_id: str) -> bool:
@@ -44,6 +56,11 @@ def is_valid_asset_id(asset_id: str) -> bool:
 def segment_name(number: int) -> str:
     """Media segments are numbered from 1, as DASH's $Number$ with startNumber=1."""
     return f"seg_{number:05d}.m4s"
+
+
+def subtitle_segment_name(number: int) -> str:
+    """WebVTT segment `number` of the subtitles rendition (numbered as the media segments)."""
+    return f"seg_{number:05d}.vtt"
 
 
 def part_name(number: int, index: int) -> str:
