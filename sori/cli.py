@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the live TTS stream that runs alongside the sample")
     d.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     d.set_defaults(func=cmd_demo)
+
+    from sori import bundle_cli  # offline bundles (issue 14)
+
+    bundle_cli.add_parser(sub)
     return parser
 
 

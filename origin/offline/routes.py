@@ -1,0 +1,203 @@
+"""`GET/HEAD /v1/offline?assets=ID,ID,...[&rendition=R][&token=T...]`: one ZIP of several
+assets for offline use (CONTRACT §4; layout in origin.offline.contents, bytes in
+origin.offline.plan).
+
+Everything is decided before the status line: ids, records, access, readiness, the
+plan (so its Content-Length and ETag), then preconditions and Range exactly as for a
+media object (origin.media.decide over a Representation of the plan), so 200, 206, 304,
+412 and 416 mean what they mean for `/v1/assets/{id}/download`. Then the bytes are read
+from the store as they are sent.
+
+Private assets: each must be covered by a token the download endpoint would take
+(`?token=`; several may be given, and a prefix token covers every asset it names), or
+the request carries a write key (`Authorization: Bearer KEY`, with keys configured).
+Otherwise 403 before any byte, naming nothing but the first asset refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from origin.app import MEDIA_KEY
+from origin.auth import bad_key_on_read, bearer_token
+from origin.errors import json_error, register_error
+from origin.http import headers as h
+from origin.http.cache_policy import ObjectClass
+from origin.http.ranges import ByteRange
+from origin.http.representation import Representation
+from origin.keys import BYTES_SENT, CONFIG_KEY, STORE_KEY, STREAMING
+from origin.media import MediaHandler, decide, is_private_record
+from origin.offline import sources
+from origin.offline.checksums import Checksums
+from origin.offline.plan import Plan
+from origin.offline.stream import ShortRead, read_range
+from signing.tokens import TokenError
+from storage.base import ObjectInfo
+from storage.content_types import attachment_disposition
+
+log = logging.getLogger("sori.offline")
+
+CHECKSUMS_KEY = web.AppKey("sori.offline.checksums", Checksums)
+CONTENT_TYPE = "application/zip"
+_NOT_MODIFIED_DROP = (h.CONTENT_TYPE, h.ACCEPT_RANGES, "Content-Disposition")
+
+# An object cut or removed underneath a bundle before its first byte went out.
+register_error(ShortRead, 503)
+
+
+def register(app: web.Application) -> None:
+    app[CHECKSUMS_KEY] = Checksums(app[STORE_KEY])
+    app.router.add_get("/v1/offline", offline, name="offline")  # and HEAD
+
+
+async def offline(request: web.Request) -> web.StreamResponse:
+    refused = bad_key_on_read(request)
+    if refused is not None:
+        return refused
+    cfg = request.app[CONFIG_KEY]
+    store = request.app[STORE_KEY]
+    try:
+        ids = sources.parse_ids(request.query.getall("assets", []),
+                                cfg.origin.offline_max_assets)
+        rendition = sources.parse_rendition(request.query.get("rendition"))
+        records = await sources.read_records(store, ids)
+        denied = _admit(request, records)
+        if denied is not None:
+            return denied
+        sources.refuse_unready(records)
+        sources.check_rendition(records, rendition)
+        found = await sources.entries(records, request.app[CHECKSUMS_KEY],
+                                      public_url=cfg.origin.public_url, rendition=rendition)
+    except sources.Refused as e:
+        return json_error(e.status, str(e), headers={h.CACHE_CONTROL: h.NO_STORE})
+    plan = sources.layout_bundle(found, rendition)
+    private = any(is_private_record(r) for r in records)
+    return await _answer(request, plan, _representation(request, plan, records, private),
+                         _filename(ids, rendition))
+
+
+def _admit(request: web.Request, records: list[dict[str, Any]]) -> web.Response | None:
+    """None when every private asset named is covered, else the refusal (403 or 429)."""
+    private = [str(r["id"]) for r in records if is_private_record(r)]
+    if not private or _holds_write_key(request):
+        return None
+    guard = request.app[MEDIA_KEY].guard
+    tokens = [t for t in request.query.getall("token", []) if t]
+    client = guard.client(request)
+    for asset_id in private:
+        covered = False
+        for token in tokens:
+            try:
+                guard.grant(token, asset_id, client)
+            except TokenError:
+                continue
+            covered = True
+            break
+        if not covered:
+            # The guard says why (expired or invalid), counts the failure and throttles.
+            admitted = guard.admit(request, asset_id, tokens[0] if tokens else None)
+            if isinstance(admitted, web.Response):
+                return admitted
+    return None
+
+
+def _holds_write_key(request: web.Request) -> bool:
+    """A configured write key in the Authorization header (bad_key_on_read has already
+    refused a wrong one). Unlike reading a record, no key configured grants nothing
+    here: private media needs a token, as at the download endpoint."""
+    keys = request.app[CONFIG_KEY].security.api_keys
+    token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+    if not keys or token is None:
+        return False
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(token.encode(), key.encode())
+    return found
+
+
+def _representation(request: web.Request, plan: Plan, records: list[dict[str, Any]],
+                    private: bool) -> Representation:
+    media: MediaHandler = request.app[MEDIA_KEY]
+    newest = max(_seconds(r.get("updated") or r.get("created")) for r in records)
+    info = ObjectInfo("offline.zip", plan.size, plan.etag, newest, CONTENT_TYPE)
+    # Short max-age like an entry manifest: the same URL changes when an asset named in it
+    # is re-packaged. A bundle with a private asset is kept by no cache.
+    cache = h.NO_STORE if private else media.policy.entry
+    return Representation.build("offline.zip", "offline.zip", info, ObjectClass.ENTRY, cache,
+                                media.cors)
+
+
+def _seconds(rfc3339: object) -> float:
+    if isinstance(rfc3339, str):
+        try:
+            return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return 0.0
+
+
+def _filename(ids: list[str], rendition: str | None) -> str:
+    stem = ids[0] if len(ids) == 1 else f"{ids[0]}-and-{len(ids) - 1}-more"
+    return f"{stem}{'.' + rendition if rendition else ''}.zip"
+
+
+async def _answer(request: web.Request, plan: Plan, rep: Representation,
+                  filename: str) -> web.StreamResponse:
+    media: MediaHandler = request.app[MEDIA_KEY]
+    d = decide(request, rep)
+    if d.status == 304:
+        resp = web.Response(status=304, headers={
+            k: v for k, v in rep.headers.items() if k not in _NOT_MODIFIED_DROP})
+        media.cors.dynamic(request, resp.headers)
+        return resp
+    if d.status == 416:
+        resp = json_error(416, headers={h.CONTENT_RANGE: f"bytes */{plan.size}",
+                                        h.ACCEPT_RANGES: h.BYTES, h.CACHE_CONTROL: h.NO_STORE})
+        media.cors.apply(request, resp)
+        return resp
+    if d.status == 412:
+        resp = json_error(412, headers={h.CACHE_CONTROL: h.NO_STORE})
+        media.cors.apply(request, resp)
+        return resp
+    r = d.byte_range or ByteRange(0, plan.size, plan.size)
+    out = web.StreamResponse(status=d.status, headers=rep.headers)
+    out.headers["Content-Disposition"] = attachment_disposition(filename)
+    if d.status == 206:
+        out.headers[h.CONTENT_RANGE] = r.content_range
+    out.content_length = r.length
+    media.cors.dynamic(request, out.headers)
+    if request.method == "HEAD" or r.length == 0:
+        await out.prepare(request)
+        await out.write_eof()
+        return out
+    store = request.app[STORE_KEY]
+    chunks = read_range(store, plan, r.start, r.end)
+    try:
+        # The first chunk before the status line: a store that fails now still gets a
+        # clean 503/404 rather than a cut 200.
+        async with asyncio.timeout(media.timeout):
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = b""
+        await out.prepare(request)
+        request[STREAMING] = True
+        sent = len(first)
+        if first:
+            await out.write(first)
+        async for chunk in chunks:
+            await out.write(chunk)
+            sent += len(chunk)
+        request[BYTES_SENT] = sent
+        if sent != r.length:
+            raise ConnectionResetError(f"offline bundle: sent {sent} of {r.length} bytes")
+        await out.write_eof()
+    finally:
+        await chunks.aclose()
+    return out
