@@ -11,7 +11,7 @@ import math
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
-from manifests import layout
+from manifests import layout, subtitles
 from manifests.bandwidth import peak_bitrate
 from manifests.model import Presentation, Rendition
 
@@ -118,6 +118,8 @@ def mpd(p: Presentation) -> str:
             ET.SubElement(rep, "AudioChannelConfiguration", {
                 "schemeIdUri": CHANNEL_SCHEME, "value": str(a.channels or 2)})
             _template(rep, a)
+        set_id += 1
+    subtitles.add_adaptation_set(period, p, set_id)  # the transcript (issue 14)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from manifests import layout, tags
+from manifests import layout, subtitles, tags
 from manifests.bandwidth import average_bitrate, peak_bitrate
 from manifests.model import Presentation, Rendition
 
@@ -154,6 +154,7 @@ def multivariant_playlist(p: Presentation) -> str:
     with the audio renditions in one EXT-X-MEDIA group, plus I-frame variants."""
     seg = p.segment_duration
     lines = [tags.EXTM3U, f"{tags.VERSION}:{tags.PLAYLIST_VERSION}", tags.INDEPENDENT_SEGMENTS]
+    lines += subtitles.multivariant_tags(p)  # subtitles rendition, chapters (issue 14)
     if not p.video:
         # Audio-only: each rendition is a variant (a level for hls.js), lowest bandwidth first.
         for r in sorted(p.audio, key=lambda r: peak_bitrate(r, seg)):
@@ -161,6 +162,7 @@ def multivariant_playlist(p: Presentation) -> str:
                 ("BANDWIDTH", peak_bitrate(r, seg)),
                 ("AVERAGE-BANDWIDTH", average_bitrate(r)),
                 ("CODECS", r.codecs),
+                *subtitles.stream_inf_attrs(p),
             ]))
             lines.append(r.playlist_uri)
         return "\n".join(lines) + "\n"
@@ -186,6 +188,7 @@ def multivariant_playlist(p: Presentation) -> str:
         ]
         if audio:
             attrs.append(("AUDIO", AUDIO_GROUP))
+        attrs += subtitles.stream_inf_attrs(p)
         lines.append(f"{tags.STREAM_INF}:" + _attrs(attrs))
         lines.append(v.playlist_uri)
     for v in sorted(p.video, key=lambda r: peak_bitrate(r, seg)):

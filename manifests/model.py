@@ -63,6 +63,24 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class TextTrack:
+    """A subtitles rendition (issue 14): WebVTT segments aligned one to one with the media
+    segments (HLS), and the whole transcript as one WebVTT file (DASH, side-loaded)."""
+
+    dir: str  # path relative to the asset root, e.g. "v/<version>/subs"
+    segment_durations: tuple[float, ...]  # seconds, those of the media segments
+    whole_uri: str  # the whole transcript's WebVTT, relative to the asset root
+    bandwidth: int  # bits/s of the whole file over the presentation (DASH @bandwidth)
+    language: str = "und"  # BCP 47
+    name: str = "Transcript"
+    first_number: int = 1
+
+    @property
+    def playlist_uri(self) -> str:
+        return f"{self.dir}/{layout.MEDIA_PLAYLIST}"
+
+
+@dataclass(frozen=True)
 class Presentation:
     asset_id: str
     kind: str  # "audio" | "video"
@@ -70,6 +88,8 @@ class Presentation:
     renditions: tuple[Rendition, ...]
     title: str = ""
     extras: dict[str, str] = field(default_factory=dict)  # poster, thumbnails, ...
+    text: TextTrack | None = None  # subtitles from the transcript (issue 14)
+    chapters_uri: str = ""  # Apple's chapters JSON, relative to the asset root (issue 14)
 
     @property
     def audio(self) -> tuple[Rendition, ...]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from manifests import dash, hls, layout
+from manifests import dash, hls, layout, subtitles
 from manifests.model import Presentation
 from storage.base import Store
 from storage.content_types import content_type_for
@@ -50,6 +50,8 @@ class Bundle:
             self.playlists[r.playlist_uri] = hls.media_playlist(r, target=target)
             if r.content_type == "video":
                 self.playlists[r.iframe_playlist_uri] = hls.iframe_playlist(r)
+        if p.text is not None:  # the transcript's subtitles rendition (issue 14)
+            self.playlists[p.text.playlist_uri] = subtitles.media_playlist(p.text, target)
         self.entry[layout.MPD] = dash.mpd(p)
         self.entry[layout.MASTER] = hls.multivariant_playlist(p)
 

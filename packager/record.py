@@ -13,7 +13,8 @@ from manifests import layout
 from manifests.bandwidth import average_bitrate, peak_bitrate
 from manifests.model import Presentation
 
-URL_FIELDS = ("hls", "dash", "download", "poster", "thumbnails")
+URL_FIELDS = ("hls", "dash", "download", "poster", "thumbnails",
+              "transcript", "transcript_text", "chapters")  # the last three: issue 14
 
 
 def now_rfc3339() -> str:

@@ -27,6 +27,7 @@ CONTENT_TYPES: dict[str, str] = {
     ".png": "image/png",
     ".webp": "image/webp",
     ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",  # a transcript's plain text (issue 14)
 }
 
 
