@@ -24,8 +24,27 @@ class AssetInfo:
     live: bool = False
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> AssetInfo:
-        raise NotImplementedError  # analytics.spans owner fills this in
+    def from_record(cls, record: dict[str, Any], *, download_bytes: int = 0) -> AssetInfo:
+        """From an asset record. The record's `size` is the whole bundle (every rendition,
+        the download, images), not the progressive file: the origin passes the download's
+        size when it knows it (it serves it); 0 lets counting estimate it from a bitrate."""
+        live = record.get("live")
+        live_info = live if isinstance(live, dict) else {}
+        renditions: dict[str, int] = {}
+        for item in record.get("renditions") or ():
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                renditions[item["id"]] = _int(item.get("bandwidth"))
+        explicit = _int(record.get("download_bytes"))
+        return cls(
+            id=str(record.get("id", "")),
+            kind="video" if record.get("kind") == "video" else "audio",
+            duration=max(0.0, _float(record.get("duration"))),
+            segment_duration=max(0.0, _float(record.get("segment_duration"))),
+            download_bytes=max(0, download_bytes or explicit),
+            renditions=renditions,
+            part_duration=max(0.0, _float(live_info.get("part_duration"))),
+            live=record.get("state") == "live",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +75,16 @@ class Report:
     ip: str
     ua: str
     data: str  # the CMCD key=value list as sent
+    asset: str | None = None  # the asset, when the collector knows it (else the report's cid)
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if out == out and out not in (float("inf"), float("-inf")) else 0.0
+
+
+def _int(value: Any) -> int:
+    return int(_float(value))

@@ -1,0 +1,32 @@
+"""PostgreSQL through psycopg 3. Several origin workers may create the schema at once:
+an advisory lock makes that one at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from analytics.db import schema
+from analytics.db.base import Database
+
+_SCHEMA_LOCK = 0x5F0A_1713  # pg_advisory_xact_lock key of "sori analytics schema"
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+    placeholder = "%s"
+
+    def _connect(self) -> Any:
+        return psycopg.connect(self.target, connect_timeout=max(1, int(self.connect_timeout)),
+                               application_name="sori-analytics")
+
+    def _create_schema(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in schema.TABLES:
+                cur.execute(statement)
+        conn.commit()
+
+    def _down_errors(self) -> tuple[type[BaseException], ...]:
+        return (psycopg.OperationalError, psycopg.InterfaceError)

@@ -1,0 +1,303 @@
+"""The bounded queue between serving and the database, and its one writer thread (I/O).
+
+`submit()` is what a request handler calls: an append to a deque under the GIL, O(1),
+never blocking and never raising. Past `queue_size` waiting events it drops the event and
+counts it: a slow or dead database costs analytics, never serving. The writer thread
+takes up to `batch_size` events at a time, turns each into a row (User-Agent class,
+country, the salted client key, media span, parsed CMCD: the raw address goes no further)
+and inserts the batch in one transaction. When the database is down or busy it keeps the
+batch and tries again with a growing pause (up to MAX_BACKOFF); events keep queueing
+meanwhile and the queue's bound does the dropping. Every ten minutes (and at start) it
+rolls up closed days, applies the retention and expires salts.
+
+`sori analytics import` uses the same object synchronously: `put()` waits for room
+instead of dropping, `flush()` waits until everything queued is written.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from analytics import cmcd, geo, privacy, spans, useragents
+from analytics.counting import EventRow, HitRow
+from analytics.db import Database, DatabaseDown, open_database
+from analytics.events import Hit, Report
+from analytics.rollup import maintain, utc_day
+from manifests import layout
+from settings import AnalyticsConfig
+
+log = logging.getLogger("sori.analytics")
+
+MAINTAIN_EVERY = 600.0  # seconds between roll-up / retention passes
+MAX_BACKOFF = 5.0  # seconds between attempts while the database is down
+MAX_ATTEMPTS_ALIVE = 3  # a batch the reachable database refuses this often is dropped
+CLOSE_WAIT = 5.0  # close(flush=True) waits at most this long
+_MAX_FIELD = 512  # characters kept of an asset id, a path, a sid, a User-Agent name
+
+Item = Hit | Report
+
+
+class Recorder:
+    def __init__(self, cfg: AnalyticsConfig, *, database: Database | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self._db = database
+        self._queue: collections.deque[Item] = collections.deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._busy = False  # the writer holds a batch it has not written yet
+        self._salts: dict[str, str] = {}
+        self._accepted = 0  # by the submitting thread(s)
+        self._dropped_full = 0  # by the submitting thread(s)
+        self._written = 0  # by the writer
+        self._dropped_writer = 0  # by the writer
+        self._errors = 0  # by the writer: failed attempts, unreadable events
+        self._last_maintain = 0.0
+        self.down = False  # the last attempt found the database unreachable
+
+    # --- the serving side ---------------------------------------------------------------
+
+    def submit(self, hit: Hit) -> bool:
+        """Queue a response for counting; False if it was dropped (queue full)."""
+        return self._offer(hit)
+
+    def submit_report(self, report: Report) -> bool:
+        """Queue a CMCD report; False if it was dropped (queue full)."""
+        return self._offer(report)
+
+    def _offer(self, item: Item) -> bool:
+        try:
+            if len(self._queue) >= self.cfg.queue_size or self._stop:
+                self._dropped_full += 1
+                return False
+            self._queue.append(item)
+            self._accepted += 1
+            if not self._wake.is_set():
+                self._wake.set()
+            return True
+        except Exception:  # never into the request
+            return False
+
+    @property
+    def accepted(self) -> int:
+        return self._accepted
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped_full + self._dropped_writer
+
+    @property
+    def errors(self) -> int:
+        return self._errors
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def counts(self) -> dict[str, int]:
+        """accepted: queued by submit/put; written: stored; dropped: lost (queue full, the
+        database down past the bound, closing, unreadable); errors: failed write attempts
+        and unreadable events."""
+        return {"accepted": self.accepted, "written": self.written, "dropped": self.dropped,
+                "errors": self.errors}
+
+    @property
+    def database(self) -> Database:
+        """The writer's Database (not connected until used)."""
+        return self._database()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="sori-analytics-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = CLOSE_WAIT, *, flush: bool = True) -> None:
+        """Stop the writer: with `flush`, after it wrote what is queued or `timeout`
+        seconds passed (what is left then is counted as dropped)."""
+        if flush:
+            self.flush(timeout)
+        self._stop = True
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=max(0.5, timeout))
+        left = len(self._queue)
+        if left:
+            self._queue.clear()
+            self._dropped_writer += left
+        if self._db is not None and (thread is None or not thread.is_alive()):
+            self._db.close()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted so far is written (or dropped); False on
+        timeout."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while self._queue or self._busy:
+            if time.monotonic() >= deadline or self._thread is None:
+                return not self._queue and not self._busy
+            time.sleep(0.01)
+        return True
+
+    def put(self, item: Item, timeout: float = 60.0) -> bool:
+        """For a log import: queue, waiting (up to `timeout`) for room instead of dropping."""
+        deadline = time.monotonic() + timeout
+        while len(self._queue) >= self.cfg.queue_size:
+            if time.monotonic() >= deadline or self._thread is None:
+                self._dropped_full += 1
+                return False
+            time.sleep(0.005)
+        return self._offer(item)
+
+    # --- the writer ---------------------------------------------------------------------
+
+    def _database(self) -> Database:
+        if self._db is None:
+            self._db = open_database(self.cfg.database)
+        return self._db
+
+    def _run(self) -> None:
+        backoff = 0.0
+        batch: list[Item] = []
+        attempts = 0
+        while True:
+            if not batch:
+                self._busy = False
+                if not self._queue:
+                    if self._stop:
+                        return
+                    self._maybe_maintain()
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                self._busy = True
+                n = min(self.cfg.batch_size, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(n)]
+                attempts = 0
+            try:
+                self._write(batch)
+            except DatabaseDown as exc:
+                self._errors += 1
+                if not self.down:
+                    log.warning("analytics: database unavailable (%s); events wait in the "
+                                "queue, dropped past %d", exc, self.cfg.queue_size)
+                self.down = True
+                backoff = min(MAX_BACKOFF, max(0.1, backoff * 2))
+                if self._stop:  # closing: no more waiting
+                    self._dropped_writer += len(batch)
+                    batch = []
+                    continue
+                self._wake.wait(backoff)
+                self._wake.clear()
+                continue
+            except Exception:
+                self._errors += 1
+                attempts += 1
+                log.exception("analytics: writing %d events failed", len(batch))
+                if attempts >= MAX_ATTEMPTS_ALIVE:
+                    self._dropped_writer += len(batch)
+                    batch = []
+                continue
+            if self.down:
+                log.info("analytics: database reachable again")
+            self.down = False
+            backoff = 0.0
+            self._written += len(batch)
+            batch = []
+
+    def _maybe_maintain(self) -> None:
+        now = time.monotonic()
+        if self._last_maintain and now - self._last_maintain < MAINTAIN_EVERY:
+            return
+        self._last_maintain = now
+        try:
+            maintain(self._database(), self.cfg.retention_days, self.clock())
+        except DatabaseDown:
+            self._last_maintain = now - MAINTAIN_EVERY + 30.0  # again in half a minute
+        except Exception:
+            self._errors += 1
+            log.exception("analytics: roll-up / retention pass failed")
+
+    def _write(self, batch: list[Item]) -> None:
+        db = self._database()
+        hits: list[HitRow] = []
+        events: list[EventRow] = []
+        for item in batch:
+            try:
+                if isinstance(item, Hit):
+                    hits.append(self.hit_row(item))
+                else:
+                    row = self.event_row(item)
+                    if row is not None:
+                        events.append(row)
+            except DatabaseDown:
+                raise
+            except Exception:  # one unreadable event is not the batch's problem
+                self._errors += 1
+                self._dropped_writer += 1
+                log.debug("analytics: event skipped", exc_info=True)
+        if hits or events:
+            db.insert(hits, events)
+
+    def _salt(self, day: str) -> str:
+        salt = self._salts.get(day)
+        if salt is None:
+            salt = self._database().salt(day, privacy.new_salt())
+            if len(self._salts) > 8:
+                self._salts.clear()
+            self._salts[day] = salt
+        return salt
+
+    # --- event -> row (no address past this point) ------------------------------------
+
+    def hit_row(self, hit: Hit) -> HitRow:
+        day = utc_day(hit.ts)
+        ua = hit.ua[:useragents.MAX_UA]
+        agent = useragents.classify(ua)
+        span = spans.span_of(hit.rel, hit.status, hit.nbytes, hit.range, hit.info)
+        data = cmcd.parse(hit.cmcd) if hit.cmcd else None
+        sid = data.get("sid") if data else None
+        return HitRow(
+            day=day, ts=float(hit.ts), asset=hit.asset[:_MAX_FIELD],
+            client=privacy.client_key(self._salt(day), hit.ip, ua),
+            kind=agent.kind, app=agent.name, device=agent.device,
+            country=geo.country(hit.ip), method=hit.method[:16].upper(),
+            status=int(hit.status), nbytes=max(0, int(hit.nbytes)),
+            rendition=spans.rendition_of(hit.rel), t0=span.t0 if span else None,
+            t1=span.t1 if span else None,
+            duration=float(hit.info.duration) if hit.info else 0.0,
+            sid=sid[:_MAX_FIELD] if isinstance(sid, str) else None,
+            cmcd=json.dumps(data, separators=(",", ":")) if data else None)
+
+    def event_row(self, report: Report) -> EventRow | None:
+        data = cmcd.parse(report.data)
+        if not data:
+            return None
+        asset = report.asset or data.get("cid")
+        if not isinstance(asset, str) or not layout.is_valid_asset_id(asset):
+            return None
+        day = utc_day(report.ts)
+        ua = report.ua[:useragents.MAX_UA]
+        sid = data.get("sid")
+        return EventRow(day=day, ts=float(report.ts), asset=asset,
+                        client=privacy.client_key(self._salt(day), report.ip, ua),
+                        kind=useragents.classify(ua).kind,
+                        sid=sid if isinstance(sid, str) else None,
+                        data=json.dumps(data, separators=(",", ":")))
+
+

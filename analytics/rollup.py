@@ -1,0 +1,54 @@
+"""Daily roll-ups, retention and salt expiry (I/O through db).
+
+A closed day (before today, UTC) is counted once from its raw rows and the figures stored
+in the roll-up tables; reports read closed days from there, so the raw rows can go after
+`retention_days` without changing any report. Rolling a day up again writes the same rows
+(it replaces them), which is why a late row of a closed day just forgets the day's
+roll-up (see Database.insert) for the next pass to redo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from analytics.counting import DayFigures, count_day
+from analytics.db import Database
+
+
+def utc_day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+
+
+def shift(day: str, days: int) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=days)).isoformat()
+
+
+def count_raw(db: Database, day: str, asset: str | None = None) -> DayFigures:
+    return count_day(day, db.hits(day, asset), db.events(day, asset))
+
+
+def roll_up(db: Database, day: str) -> DayFigures:
+    fig = count_raw(db, day)
+    db.write_day(fig)
+    return fig
+
+
+def roll_up_closed(db: Database, today: str) -> list[str]:
+    """Roll up every day before `today` that has raw rows and no roll-up yet."""
+    done = db.rolled_days()
+    todo = [d for d in db.raw_days() if d < today and d not in done]
+    for day in todo:
+        roll_up(db, day)
+    return todo
+
+
+def maintain(db: Database, retention_days: int, now: float | None = None) -> dict[str, int]:
+    """The periodic pass of the writer: roll up closed days, then delete raw rows older
+    than the retention (never before their day is rolled up) and salts of days before
+    yesterday."""
+    today = utc_day(time.time() if now is None else now)
+    rolled = roll_up_closed(db, today)
+    deleted = db.delete_raw_before(shift(today, -retention_days))
+    salts = db.delete_salts_before(shift(today, -1))
+    return {"rolled": len(rolled), "raw_deleted": deleted, "salts_deleted": salts}
