@@ -1,7 +1,9 @@
 """RFC 6381 codec strings read from the bitstream's sample entries.
 
 `mp4a.40.<audio object type>` from the esds DecoderSpecificInfo (ISO/IEC 14496-1 §7.2.6,
-14496-3 §1.6.2.1) and `avc1.PPCCLL` from avcC (ISO/IEC 14496-15 §5.3.3.1).
+14496-3 §1.6.2.1), `avc1.PPCCLL` from avcC (ISO/IEC 14496-15 §5.3.3.1), and `opus` for
+an 'Opus' sample entry with its dOps box ("Encapsulation of Opus in ISO Base Media File
+Format" §4.3; the lower-case string is the one MSE's isTypeSupported and DASH-IF use).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from manifests.boxes import Box, BoxError, iter_boxes
+from manifests.boxes import Box, BoxError, find, iter_boxes
 
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000,
                     11025, 8000, 7350)
@@ -101,6 +103,8 @@ def sample_entry_info(data: bytes, entry: Box) -> dict[str, Any]:
                     return {"codecs": f"mp4a.40.{aot}", "sample_rate": rate, "channels": channels}
                 return {"codecs": f"mp4a.{oti:02x}", "sample_rate": rate, "channels": channels}
         raise BoxError("mp4a sample entry without esds")
+    if entry.type == b"Opus":
+        return opus_entry_info(data, entry)
     if entry.type in (b"avc1", b"avc3"):
         width, height = struct.unpack_from(">HH", data, entry.body + 24)
         for child in iter_boxes(data, entry.body + VISUAL_ENTRY_FIELDS, entry.end):
@@ -110,3 +114,35 @@ def sample_entry_info(data: bytes, entry: Box) -> dict[str, Any]:
                         "width": width, "height": height}
         raise BoxError(f"{fourcc} sample entry without avcC")
     raise BoxError(f"unsupported sample entry {fourcc!r}")
+
+
+OPUS_RATE = 48000  # an Opus decoder always runs at 48 kHz; dOps InputSampleRate is informative
+
+
+def opus_entry_info(data: bytes, entry: Box) -> dict[str, Any]:
+    """codecs, rate and channels of an 'Opus' sample entry from its dOps box: Version 0,
+    OutputChannelCount, PreSkip, InputSampleRate, OutputGain, ChannelMappingFamily."""
+    for child in iter_boxes(data, entry.body + AUDIO_ENTRY_FIELDS, entry.end):
+        if child.type == b"dOps":
+            if child.end - child.body < 11:
+                raise BoxError("truncated dOps box")
+            version, channels = data[child.body], data[child.body + 1]
+            if version != 0:
+                raise BoxError(f"unsupported dOps version {version}")
+            return {"codecs": "opus", "sample_rate": OPUS_RATE, "channels": channels}
+    raise BoxError("Opus sample entry without dOps")
+
+
+def opus_pre_skip(data: bytes) -> int:
+    """dOps PreSkip (samples at 48 kHz the decoder drops at the start) of an init segment."""
+    stsd = find(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+    if stsd is None:
+        raise BoxError("init segment has no stsd")
+    entry = next(iter_boxes(data, stsd.body + 8, stsd.end))
+    if entry.type != b"Opus":
+        raise BoxError(f"sample entry {entry.type!r} is not Opus")
+    for child in iter_boxes(data, entry.body + AUDIO_ENTRY_FIELDS, entry.end):
+        if child.type == b"dOps":
+            pre_skip: int = struct.unpack_from(">H", data, child.body + 2)[0]
+            return pre_skip
+    raise BoxError("Opus sample entry without dOps")

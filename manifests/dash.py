@@ -103,25 +103,40 @@ def mpd(p: Presentation) -> str:
             })
             _template(rep, v)
         set_id += 1
-    if p.audio:
-        auds = sorted(p.audio, key=lambda r: peak_bitrate(r, seg))
-        aset = ET.SubElement(period, "AdaptationSet", {
-            "id": str(set_id), "contentType": "audio", "mimeType": "audio/mp4",
-            "lang": auds[0].language, "segmentAlignment": "true", "startWithSAP": "1",
-        })
-        ET.SubElement(aset, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "main"})
-        for a in auds:
-            rep = ET.SubElement(aset, "Representation", {
-                "id": a.id, "bandwidth": str(peak_bitrate(a, seg)), "codecs": a.codecs,
-                "audioSamplingRate": str(a.sample_rate),
-            })
-            ET.SubElement(rep, "AudioChannelConfiguration", {
-                "schemeIdUri": CHANNEL_SCHEME, "value": str(a.channels or 2)})
-            _template(rep, a)
+    for i, family in enumerate(p.audio_sets):  # AAC, then the Opus data-saver rung
+        _audio_adaptation_set(period, family, set_id, seg, main=i == 0)
         set_id += 1
     subtitles.add_adaptation_set(period, p, set_id)  # the transcript (issue 14)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _audio_adaptation_set(period: ET.Element, family: tuple[Rendition, ...], set_id: int,
+                          seg: float, *, main: bool) -> None:
+    """One audio AdaptationSet per codec family: a player switches Representations only
+    within one, and codecs may not change inside one (ISO/IEC 23009-1 §5.3.3.1).
+
+    The AAC set has Role "main"; any other (the Opus data-saver rung, issue 14) has Role
+    "alternate" and selectionPriority 0 (the default is 1, higher is preferred, §5.3.7.2),
+    so a player picking its initial audio set by priority or by Role main (dash.js does
+    both before anything else) starts on AAC-LC, and one that cannot decode Opus skips it.
+    """
+    auds = sorted(family, key=lambda r: peak_bitrate(r, seg))
+    attrs = {"id": str(set_id), "contentType": "audio", "mimeType": "audio/mp4",
+             "lang": auds[0].language, "segmentAlignment": "true", "startWithSAP": "1"}
+    if not main:
+        attrs["selectionPriority"] = "0"
+    aset = ET.SubElement(period, "AdaptationSet", attrs)
+    ET.SubElement(aset, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011",
+                                 "value": "main" if main else "alternate"})
+    for a in auds:
+        rep = ET.SubElement(aset, "Representation", {
+            "id": a.id, "bandwidth": str(peak_bitrate(a, seg)), "codecs": a.codecs,
+            "audioSamplingRate": str(a.sample_rate),
+        })
+        ET.SubElement(rep, "AudioChannelConfiguration", {
+            "schemeIdUri": CHANNEL_SCHEME, "value": str(a.channels or 2)})
+        _template(rep, a)
 
 
 def _par(v: Rendition) -> str:

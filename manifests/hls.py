@@ -149,6 +149,20 @@ def _audio_name(r: Rendition) -> str:
     return f"{r.id} ({round(r.sample_rate / 1000, 1):g} kHz)" if r.sample_rate else r.id
 
 
+def audio_variant_order(p: Presentation) -> list[Rendition]:
+    """The audio-only variants in the order the multivariant playlist lists them: the AAC
+    ones by increasing bandwidth, then those of every other codec family (the Opus
+    data-saver rung, issue 14), each family by increasing bandwidth.
+
+    The first variant listed is where AVPlayer starts and what hls.js calls its first level
+    (its default bandwidth estimate comes from it); a variant whose CODECS a client cannot
+    decode is skipped (RFC 8216bis §4.4.6.2), so listing Opus last keeps AAC-LC the start
+    for every client and leaves the data-saver rung to those that choose it.
+    """
+    seg = p.segment_duration
+    return [r for family in p.audio_sets for r in sorted(family, key=lambda r: peak_bitrate(r, seg))]
+
+
 def multivariant_playlist(p: Presentation) -> str:
     """The entry playlist: one variant per rendition (audio-only) or per video rendition
     with the audio renditions in one EXT-X-MEDIA group, plus I-frame variants."""
@@ -156,8 +170,8 @@ def multivariant_playlist(p: Presentation) -> str:
     lines = [tags.EXTM3U, f"{tags.VERSION}:{tags.PLAYLIST_VERSION}", tags.INDEPENDENT_SEGMENTS]
     lines += subtitles.multivariant_tags(p)  # subtitles rendition, chapters (issue 14)
     if not p.video:
-        # Audio-only: each rendition is a variant (a level for hls.js), lowest bandwidth first.
-        for r in sorted(p.audio, key=lambda r: peak_bitrate(r, seg)):
+        # Audio-only: each rendition is a variant (a level for hls.js), AAC first.
+        for r in audio_variant_order(p):
             lines.append(f"{tags.STREAM_INF}:" + _attrs([
                 ("BANDWIDTH", peak_bitrate(r, seg)),
                 ("AVERAGE-BANDWIDTH", average_bitrate(r)),

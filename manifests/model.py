@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 
 from manifests import layout
 
+AAC_FAMILY = "mp4a"
+
+
+def codec_family(codecs: str) -> str:
+    """The family of an RFC 6381 codec string: its sample entry type ('mp4a', 'opus')."""
+    return codecs.split(".", 1)[0].lower()
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -98,6 +105,19 @@ class Presentation:
     @property
     def video(self) -> tuple[Rendition, ...]:
         return tuple(r for r in self.renditions if r.content_type == "video")
+
+    @property
+    def audio_sets(self) -> tuple[tuple[Rendition, ...], ...]:
+        """The audio renditions grouped by codec family, AAC first (then each other family
+        in the order its first rendition comes: the Opus data-saver rung of issue 14).
+
+        A player adapts within one family and starts on the first: AAC-LC, which every
+        device decodes; the others are alternatives a player may pick or skip."""
+        groups: dict[str, list[Rendition]] = {}
+        for r in self.audio:
+            groups.setdefault(codec_family(r.codecs), []).append(r)
+        order = sorted(groups, key=lambda fam: fam != AAC_FAMILY)  # stable: AAC, then others
+        return tuple(tuple(groups[fam]) for fam in order)
 
     @property
     def duration(self) -> float:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from manifests import layout
-from manifests.model import Presentation
+from manifests.model import Presentation, Rendition
 from packager import probe, process, publish, readback, record, timeline
-from packager.audio import ffmpeg_args, loudness
+from packager.audio import ffmpeg_args, loudness, saver
 from packager.audio import renditions as audio
 from packager.errors import InvalidInput, PackagerError
 from packager.video import build as video
@@ -113,6 +113,9 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
                        ) -> tuple[Presentation, str, publish.Bundle, str, dict[str, Any]]:
     assert info.audio is not None
     rungs = list(cfg.audio_ladder)
+    if cfg.data_saver and any(r.id == layout.DATA_SAVER_RENDITION for r in rungs):
+        raise PackagerError(f"packager.audio_ladder: the rung id {layout.DATA_SAVER_RENDITION!r} "
+                            "is the data-saver rung's (packager.data_saver)")
     extra: dict[str, Any] = {}
     filters: list[str] = []
     duration = info.duration
@@ -132,10 +135,18 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
                              "target": cfg.loudness_target, "true_peak_ceiling": cfg.true_peak}
     else:
         phases.phase("measure", _MEASURE)(1.0)
-    chunks, files = await audio.encode(
+    aac = audio.encode(
         info.path, info.audio.index, duration, rungs, filters, cfg.aac_coder,
         audio.worker_count(cfg.workers), work, phases.phase("encode", _ENCODE),
         validate=not cfg.loudness)
+    saver_ogg = work / "saver.ogg"
+    if cfg.data_saver:
+        (chunks, files), saver_error = await process.run_all(
+            aac, _encode_saver(info, filters, cfg.data_saver_bitrate, saver_ogg))
+        if saver_error is not None:
+            raise saver_error
+    else:
+        chunks, files = await aac
     version = publish.new_version()
     boundaries = _boundaries(duration, cfg.segment_duration)
     mux_report = phases.phase("mux", _MUX)
@@ -148,7 +159,9 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
         await asyncio.to_thread(audio.mux, chunks, per_rung, rung, boundaries, out)
         renditions.append(await asyncio.to_thread(readback.read_rendition, rung.id, out, rel_dir))
         bundle.files += [(f"{rel_dir}/{p.name}", p) for p in sorted(out.iterdir())]
-        mux_report((i + 1) / (len(rungs) + 1))
+        mux_report((i + 1) / (len(rungs) + 2))
+    if cfg.data_saver:
+        renditions.append(await _mux_saver(saver_ogg, boundaries, version, work, bundle))
     presentation = Presentation(asset_id=asset_id, kind="audio",
                                 segment_duration=cfg.segment_duration,
                                 renditions=tuple(renditions))
@@ -166,6 +179,30 @@ async def _build_audio(info: probe.ProbeResult, cfg: PackagerConfig, work: Path,
     mux_report(1.0)
     bundle.add_manifests(presentation)
     return presentation, version, bundle, download_rel, extra
+
+
+async def _encode_saver(info: probe.ProbeResult, filters: list[str], bitrate: int,
+                        out: Path) -> PackagerError | None:
+    """Encode the data-saver rung; its failure is returned, not raised, so that the AAC
+    encode (which checks that the input decodes) decides how a bad input is reported."""
+    assert info.audio is not None
+    try:
+        await saver.encode(info.path, info.audio.index, filters, bitrate, out)
+    except PackagerError as e:
+        return e
+    return None
+
+
+async def _mux_saver(ogg: Path, boundaries: list[Fraction], version: str, work: Path,
+                     bundle: publish.Bundle) -> Rendition:
+    """Cut the Opus data-saver rung on the AAC rungs' grid and add it to the bundle."""
+    rel_dir = layout.rendition_dir(version, layout.DATA_SAVER_RENDITION)
+    out = work / "out" / layout.DATA_SAVER_RENDITION
+    await asyncio.to_thread(saver.mux, ogg, boundaries, out)
+    rendition = await asyncio.to_thread(readback.read_rendition, layout.DATA_SAVER_RENDITION,
+                                        out, rel_dir)
+    bundle.files += [(f"{rel_dir}/{p.name}", p) for p in sorted(out.iterdir())]
+    return rendition
 
 
 def _boundaries(duration: float, segment_duration: float) -> list[Fraction]:

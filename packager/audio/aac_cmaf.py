@@ -99,38 +99,52 @@ def esds(asc: bytes, avg_bitrate: int, max_bitrate: int, buffer_size: int) -> by
 def init_segment(cfg: AdtsConfig, channels: int, avg_bitrate: int, max_bitrate: int) -> bytes:
     """ftyp + moov for one AAC track, timescale = sample rate, no samples (fragmented)."""
     rate = cfg.sample_rate
-    ftyp = box(b"ftyp", b"cmfc", struct.pack(">I", 0), b"cmfc", b"iso6", b"mp41", b"dash")
+    mp4a = box(b"mp4a", *audio_entry_fields(channels, rate),
+               esds(cfg.audio_specific_config(), avg_bitrate, max_bitrate, 6144 * channels // 8))
+    return audio_init(rate, mp4a, SAMPLES_PER_FRAME)
+
+
+def audio_entry_fields(channels: int, rate: int) -> tuple[bytes, ...]:
+    """The AudioSampleEntry fields before the codec's own boxes (ISOBMFF §12.2.3)."""
+    return (bytes(6), struct.pack(">H", 1), bytes(8),
+            struct.pack(">HHHH", channels, 16, 0, 0), struct.pack(">I", rate << 16))
+
+
+def audio_init(timescale: int, sample_entry: bytes, default_duration: int,
+               extra_brands: tuple[bytes, ...] = ()) -> bytes:
+    """ftyp + moov of one fragmented audio track whose sample description is `sample_entry`
+    (shared by the AAC rungs and the Opus data-saver rung)."""
+    ftyp = box(b"ftyp", b"cmfc", struct.pack(">I", 0), b"cmfc", b"iso6", b"mp41", b"dash",
+               *extra_brands)
     mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, 1000, 0),
                     struct.pack(">IH", 0x00010000, 0x0100), bytes(10), MATRIX, bytes(24),
                     struct.pack(">I", TRACK_ID + 1))
     tkhd = full_box(b"tkhd", 0, 0x000003, struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0),
                     bytes(8), struct.pack(">hhHH", 0, 0, 0x0100, 0), MATRIX,
                     struct.pack(">II", 0, 0))
-    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, rate, 0),
+    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, timescale, 0),
                     struct.pack(">HH", 0x55C4, 0))  # language 'und' (ISO 639-2/T packed)
     hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I4s", 0, b"soun"), bytes(12), b"sori audio\x00")
     smhd = full_box(b"smhd", 0, 0, struct.pack(">hH", 0, 0))
     dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
-    mp4a = box(b"mp4a", bytes(6), struct.pack(">H", 1), bytes(8),
-               struct.pack(">HHHH", channels, 16, 0, 0), struct.pack(">I", rate << 16),
-               esds(cfg.audio_specific_config(), avg_bitrate, max_bitrate, 6144 * channels // 8))
     stbl = box(b"stbl",
-               full_box(b"stsd", 0, 0, struct.pack(">I", 1), mp4a),
+               full_box(b"stsd", 0, 0, struct.pack(">I", 1), sample_entry),
                full_box(b"stts", 0, 0, struct.pack(">I", 0)),
                full_box(b"stsc", 0, 0, struct.pack(">I", 0)),
                full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
                full_box(b"stco", 0, 0, struct.pack(">I", 0)))
     minf = box(b"minf", smhd, dinf, stbl)
     trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
-    trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, SAMPLES_PER_FRAME, 0,
+    trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, default_duration, 0,
                                                AUDIO_SAMPLE_FLAGS))
     moov = box(b"moov", mvhd, trak, box(b"mvex", trex))
     return ftyp + moov
 
 
 def media_segment(sequence: int, base_time: int, frames: Iterable[bytes], *,
-                  styp: bool = True) -> bytes:
-    """styp + moof + mdat holding `frames` (1024 samples each) starting at `base_time`.
+                  styp: bool = True, sample_duration: int = SAMPLES_PER_FRAME) -> bytes:
+    """styp + moof + mdat holding `frames` (`sample_duration` ticks each: 1024 samples
+    for AAC, 960 for 20 ms Opus packets) starting at `base_time`.
 
     Without `styp`: a CMAF chunk (moof + mdat) that continues a segment, as a live
     part after the first of its segment; the segment is its parts laid end to end."""
@@ -139,7 +153,7 @@ def media_segment(sequence: int, base_time: int, frames: Iterable[bytes], *,
     head = box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"cmfs") if styp else b""
     # tfhd: default-base-is-moof | default-sample-duration | default-sample-flags
     tfhd = full_box(b"tfhd", 0, 0x020000 | 0x08 | 0x20,
-                    struct.pack(">III", TRACK_ID, SAMPLES_PER_FRAME, AUDIO_SAMPLE_FLAGS))
+                    struct.pack(">III", TRACK_ID, sample_duration, AUDIO_SAMPLE_FLAGS))
     tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", base_time))
 
     def moof(data_offset: int) -> bytes:

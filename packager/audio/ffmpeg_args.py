@@ -72,3 +72,19 @@ def faststart_remux_args(inputs: list[Path], out: Path) -> list[str]:
     return [FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+error", "-y",
             "-i", concat, "-map", "0", "-c", "copy", "-movflags", "+faststart",
             "-f", "mp4", str(out)]
+
+
+def opus_saver_args(src: Path, stream_index: int, pre_filters: list[str], bitrate: int,
+                    frame_ms: int, out: Path) -> list[str]:
+    """The data-saver rung: the whole input, through the same loudness filters as the AAC
+    rungs, to mono 48 kHz Opus (libopus) in Ogg, one packet every `frame_ms`.
+
+    One process over the whole input rather than one per chunk: Opus frames depend on
+    the decoder's state from the frames before them, so Opus encoded in pieces and
+    stitched would glitch at every seam, and libopus at 32 kb/s mono runs far faster
+    than the AAC ladder (so it never sets the pace).
+    """
+    chain = ",".join([*pre_filters, f"aresample={48_000}"])
+    return [*COMMON, "-i", str(src), "-filter_complex", f"[0:{stream_index}]{chain}[o]",
+            "-map", "[o]", "-ac", "1", "-c:a", "libopus", "-b:a", str(bitrate),
+            "-frame_duration", str(frame_ms), "-map_metadata", "-1", "-f", "ogg", str(out)]

@@ -66,8 +66,10 @@ async def test_every_input_format_packages(name: str, speech: Path, tmp_path: Pa
                            progress=lambda f, phase: seen.append(f))
     summary = await check_packaged_audio(store, "talk", CFG.segment_duration)
     assert record == summary["record"]
-    assert [r["id"] for r in record["renditions"]] == ["low", "medium", "high"]
-    assert [r["sample_rate"] for r in record["renditions"]] == [22050, 44100, 48000]
+    # the AAC ladder, then the Opus data-saver rung (on by default, issue 14)
+    assert [r["id"] for r in record["renditions"]] == ["low", "medium", "high", "saver"]
+    assert [r["sample_rate"] for r in record["renditions"]] == [22050, 44100, 48000, 48000]
+    assert [r["codecs"] for r in record["renditions"]] == ["mp4a.40.2"] * 3 + ["opus"]
     assert abs(record["duration"] - record["source"]["duration"]) < 0.1
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert next(iter(summary["segments"].values())) >= 4
@@ -91,7 +93,7 @@ async def test_loudness_reaches_target_on_every_rendition(speech: Path, tmp_path
     record = await package(quiet, store, CFG, asset_id="quiet")
     assert record["loudness"]["input_integrated"] < -30
     base = tmp_path / "media" / "quiet" / "v" / record["version"]
-    for rung in ("low", "medium", "high"):
+    for rung in ("low", "medium", "high", "saver"):
         out = subprocess.run(
             ["ffmpeg", "-nostats", "-hide_banner", "-i", str(base / rung / "index.m3u8"),
              "-af", "ebur128=peak=true", "-f", "null", "-"],

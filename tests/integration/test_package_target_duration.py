@@ -60,7 +60,8 @@ async def test_every_media_playlist_shares_one_target(seconds: float, rate: int,
            "-c:a", "pcm_s16le", str(src))
     store = LocalStore(tmp_path / "media")
     record = await package(src, store, CFG, asset_id="talk")
-    assert [r["sample_rate"] for r in record["renditions"]] == [22050, 44100, 48000]
+    # the AAC ladder and the Opus data-saver rung (issue 14), whose segments count too
+    assert [r["sample_rate"] for r in record["renditions"]] == [22050, 44100, 48000, 48000]
     # master, every media playlist (same target == ceil(longest)), segments, DASH XSD
     summary = await check_packaged_audio(store, "talk", CFG.segment_duration)
     target = summary["target"]
