@@ -45,6 +45,9 @@ PAGE_FILES: Final[dict[str, str]] = {
     "thumbnails.js": JS,
     "util.js": JS,
     "upload.js": JS,
+    "captions.js": JS,
+    "transcript.js": JS,
+    "chapters.js": JS,
     "style.css": CSS,
     "favicon.svg": SVG,
 }

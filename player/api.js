@@ -112,12 +112,12 @@ export function tokenOf(url) {
 }
 
 /** `asset` as the page plays it: its record with the playback URLs, and the URLs of its
- *  other objects (poster, thumbnails) moved under the signed directory when signed. */
+ *  other objects (poster, thumbnails, transcript, chapters) moved under the signed directory when signed. */
 export function withPlayback(asset, pb) {
   const view = { ...asset, hls: pb.hls, dash: pb.dash, download: pb.download };
   const dir = (url) => String(url).slice(0, String(url).lastIndexOf('/') + 1);
   const signed = tokenOf(pb.hls) && asset.hls;
-  for (const k of ['poster', 'thumbnails']) {
+  for (const k of ['poster', 'thumbnails', 'transcript', 'transcript_text', 'chapters']) {
     // The endpoint's own when it gives them; else the record's, under the signed directory.
     if (typeof pb[k] === 'string') view[k] = pb[k];
     else if (signed && typeof asset[k] === 'string' && asset[k].startsWith(dir(asset.hls))) {

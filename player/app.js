@@ -22,6 +22,9 @@ import { Controls } from './controls.js';
 import { StatsOverlay } from './stats.js';
 import { loadThumbnails } from './thumbnails.js';
 import { setupUpload } from './upload.js';
+import { Captions } from './captions.js';
+import { TranscriptPanel } from './transcript.js';
+import { ChapterMarks } from './chapters.js';
 import { el, formatTime, formatDate, store } from './util.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -37,6 +40,17 @@ const controller = new PlayerController(video);
 const controls = new Controls(stage, controller);
 const stats = new StatsOverlay($('#stats'), controller);
 const help = $('#help');
+// Timed text (issue 14): captions over the stage, the transcript panel, chapter marks.
+const captions = new Captions(stage, controller);
+const transcript = new TranscriptPanel($('#transcript'), captions, (t) => playFrom(t));
+const chapters = new ChapterMarks($('.seek'), () => controls._duration());
+controls.chapterAt = (t) => chapters.chapterAt(t);
+controls.onCaptionsKey = () => {
+  if (!captions.available) return false;
+  controls.toast(captions.toggle() ? 'Captions on' : 'Captions off', 900);
+  return true;
+};
+video.addEventListener('durationchange', () => chapters.render());
 
 const params = new URLSearchParams(location.search);
 const state = {
@@ -113,6 +127,7 @@ async function resolvePlayback(asset) {
       renderDownload(state.asset);
       const view = withPlayback(state.asset, pb);
       if (view.poster && !video.poster) video.poster = view.poster;
+      loadTexts(view);
     }
   }
   return withPlayback(asset, pb);
@@ -133,6 +148,8 @@ function select(asset, { play = false } = {}) {
     state.playback = null;
     // A private asset's poster needs the signed URL (resolvePlayback sets it).
     controls.reset(asset.access === 'private' ? { ...asset, poster: null } : asset);
+    captions.reset(asset);
+    chapters.reset();
     renderDetails(asset);
     markCurrent(galleryNode, asset.id);
     updateUrl();
@@ -172,6 +189,23 @@ async function start({ startAt, resume = true } = {}) {
       .catch(() => { /* previews are optional */ });
   }
   await controller.load(view, { dash: state.dash, autoplay: true, startAt: from });
+}
+
+/** The asset's captions, transcript and chapters (their URLs signed like its media's). */
+function loadTexts(view) {
+  captions.load(view);
+  chapters.load(view);
+}
+
+/** A line of the transcript was chosen: play from its start (starting the player if needed). */
+function playFrom(t) {
+  if (!state.asset) return;
+  if (!controller.engine) {
+    start({ startAt: t });
+    return;
+  }
+  controls.seekTo(t);
+  if (video.paused) video.play().catch(() => {});
 }
 
 function setEngine(dash) {
@@ -325,7 +359,13 @@ function adoptRecord(fresh) {
   }
   renderDetails(fresh);
   controls.update(fresh);
-  if (current.state === 'live' && fresh.state !== 'live') liveEnded(fresh.id);
+  chapters.render();
+  if (current.state === 'live' && fresh.state !== 'live') {
+    liveEnded(fresh.id);
+    // Sealed: its whole transcript and chapters are files now.
+    const pb = state.playback?.id === fresh.id ? state.playback.pb : null;
+    if (pb || fresh.access !== 'private') loadTexts(pb ? withPlayback(fresh, pb) : fresh);
+  }
 }
 
 controller.addEventListener('liveended', () => { if (state.asset) liveEnded(state.asset.id); });
@@ -538,6 +578,16 @@ window.soriPlayer = {
     updateUrl();
     await start({ resume, startAt: resume ? undefined : 0 });
   },
+  /** Captions and transcript: {on, available, source, cues: [{start, end, text}], current,
+   *  shown: the text over the stage}; chapters: [{start, end, title}]. */
+  get captions() {
+    return {
+      on: captions.on, available: captions.available, source: captions.source,
+      cues: captions.cues.map((c) => ({ ...c })), current: captions.current,
+      shown: $('.captions').hidden ? '' : $('.captions').textContent,
+    };
+  },
+  get chapters() { return chapters.chapters.map((c) => ({ ...c })); },
   setLevel: (n) => controller.setLevel(n),
   levels: () => controller.levels(),
   currentLevel: () => controller.currentLevel(),

@@ -41,6 +41,10 @@ export class Controls {
     this.liveStatus = $(stage, '.live-status');
     this.liveBtn = $(stage, '[data-action=live]');
     this.live = false;
+    // The chapter at a time, {title} or null (player/chapters.js sets it): named in the seek
+    // bar's preview and aria-valuetext. 'c' toggles captions through onCaptionsKey.
+    this.chapterAt = () => null;
+    this.onCaptionsKey = null;
 
     this._bindVideo();
     this._bindControls();
@@ -300,7 +304,8 @@ export class Controls {
     const d = this._duration();
     if (!this._scrubbing) this.seek.value = String(t);
     this.seek.style.setProperty('--progress', d ? `${(100 * t) / d}%` : '0%');
-    this.seek.setAttribute('aria-valuetext', `${formatTime(t)} of ${formatTime(d)}`);
+    const chapter = this.chapterAt(t);
+    this.seek.setAttribute('aria-valuetext', `${formatTime(t)} of ${formatTime(d)}${chapter ? `, ${chapter.title}` : ''}`);
     this._renderBuffered();
   }
 
@@ -419,7 +424,8 @@ export class Controls {
         backgroundSize: cue.x !== undefined ? 'auto' : 'cover',
       });
     }
-    this.previewTime.textContent = formatTime(t);
+    const chapter = this.chapterAt(t);
+    this.previewTime.textContent = chapter ? `${chapter.title} · ${formatTime(t)}` : formatTime(t);
     this.preview.hidden = false;
     const half = this.preview.offsetWidth / 2;
     const x = clamp(r.left - s.left + (t / d) * r.width, half + 4, s.width - half - 4);
@@ -483,6 +489,9 @@ export class Controls {
       case 'l': this.seekBy(10); break;
       case 'm': this.toggleMute(); break;
       case 'f': this.toggleFullscreen(); break;
+      case 'c':
+        if (!this.onCaptionsKey?.()) return false;
+        break;
       case '>': this.stepRate(1); break;
       case '<': this.stepRate(-1); break;
       case 'Escape': this.closeMenu(); return false;
