@@ -31,6 +31,7 @@ from origin.http import headers as h
 from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler
 from origin.observe.accesslog import AccessLog
+from origin.observe.hits import Hits
 from origin.observe.metrics import METRICS_KEY, ROUTE_MEDIA, Metrics, route_class
 from origin.observe.metrics_share import SharedMetrics
 from settings import Config
@@ -41,6 +42,11 @@ log = logging.getLogger("sori.origin")
 
 MEDIA_KEY = web.AppKey("sori.media", MediaHandler)
 ACCESS_LOG_KEY = web.AppKey("sori.access_log", AccessLog)
+# Listening analytics (origin.analytics sets it when [analytics] enabled): every media
+# response is handed to it, here in `_finish` and by the fast lane.
+HITS_KEY = web.AppKey("sori.hits", Hits)
+# Write routes that take no API key: a player's CMCD reports (origin.analytics).
+OPEN_WRITE_PATHS = frozenset(("/v1/cmcd",))
 
 # Modules written alongside this one that register their own routes via setup(app).
 OPTIONAL_MODULES = ("origin.api", "origin.pages", "origin.live", "origin.access.routes",
@@ -118,7 +124,8 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     t0 = time.perf_counter()
     try:
         refused = (auth.check(request, request.app[CONFIG_KEY].security.api_keys)
-                   if request.method in auth.WRITE_METHODS else None)
+                   if request.method in auth.WRITE_METHODS
+                   and request.path not in OPEN_WRITE_PATHS else None)
         resp = refused if refused is not None else await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -142,7 +149,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _finish(request: web.Request, resp: web.StreamResponse | None, t0: float,
             status: int | None = None) -> None:
-    """Media error headers, metrics and the access-log line."""
+    """Media error headers, metrics, the access-log line and the analytics hit."""
     app = request.app
     route = route_class(request.path)
     code = status if status is not None else (resp.status if resp is not None else 0)
@@ -165,3 +172,6 @@ def _finish(request: web.Request, resp: web.StreamResponse | None, t0: float,
     app[METRICS_KEY].observe_request(route, code, nbytes)
     app[ACCESS_LOG_KEY].record(request, code, nbytes, time.perf_counter() - t0,
                                request.get(CACHE_RESULT))
+    hits = app.get(HITS_KEY)
+    if hits is not None:
+        hits.response(request, code, nbytes)

@@ -26,7 +26,9 @@ answer for the same request: 200 with the same headers (including CORS for `*`
 origins, gzip when accepted for page files), the same metrics and the same
 access-log line. Everything that needs a decision (Range, If-*, gzip of a
 playlist, a listed CORS origin, `Connection` other than keep-alive, HTTP/1.0, a
-query string on media) goes to aiohttp.
+query string on media other than a lone `CMCD=...`, the data players append to every
+segment request) goes to aiohttp. Each media 200 it answers is handed to the
+analytics (origin.observe.hits) as `edge` hands aiohttp's.
 
 It leans on aiohttp's RequestHandler internals (`_handle_request`, `_messages`,
 `_close`, `_force_close`, `_paused`, `_next_keepalive_close_time`), which is why
@@ -48,13 +50,14 @@ from aiohttp.web_protocol import RequestHandler
 from origin import pages
 from origin.access.client_ip import client_address
 from origin.access.guard import cap_max_age, capped_seconds
-from origin.app import ACCESS_LOG_KEY, MEDIA_KEY
+from origin.app import ACCESS_LOG_KEY, HITS_KEY, MEDIA_KEY
 from origin.http import headers as h
 from origin.http.conditional import format_http_date
 from origin.http.representation import Representation, accepts_gzip
 from origin.http.request_head import HEAD_END, MAX_HEAD, RequestHead, parse_head
 from origin.media import PREFIX, MediaHandler
 from origin.observe.accesslog import AccessLog
+from origin.observe.hits import Hits, cmcd_query
 from origin.observe.metrics import METRICS_KEY, ROUTE_MEDIA, ROUTE_PAGE, Metrics
 from signing.tokens import TokenError
 from signing.urls import MARK
@@ -94,11 +97,12 @@ class Lane:
     """Answers plain GET/HEAD requests for cached media; shared by a worker's connections."""
 
     def __init__(self, media: MediaHandler, metrics: Metrics, access_log: AccessLog,
-                 serve_pages: bool = True) -> None:
+                 serve_pages: bool = True, hits: Hits | None = None) -> None:
         self.media = media
         self.serve_pages = serve_pages
         self.metrics = metrics
         self.access_log = access_log
+        self.hits = hits  # listening analytics, when on
         self.date = HttpDate()
         self.answered = 0  # requests this lane answered (tests and debugging)
         # request target -> (object key, asset id, token expiry, client): signed URLs
@@ -113,8 +117,16 @@ class Lane:
         URL may be bound to the client's)."""
         if not self._plain(head):
             return None
-        if head.target.startswith(PREFIX):
-            found = self.lookup(head, peer)
+        target = head.target
+        if target.startswith(PREFIX):
+            if "?" in target:
+                # Only a lone CMCD= query: it changes nothing in the answer (origin.media
+                # reads the path alone); the analytics read it from the head.
+                path, _, query = target.partition("?")
+                if cmcd_query(query) is None:
+                    return None
+                target = path
+            found = self.lookup(head, peer, target)
             if found is None:
                 return None
             rep, cap = found
@@ -134,12 +146,14 @@ class Lane:
         connection = fields.get("connection")
         return connection is None or connection.lower() == "keep-alive"
 
-    def lookup(self, head: RequestHead,
-               peer: str | None = None) -> tuple[Representation, float | None] | None:
+    def lookup(self, head: RequestHead, peer: str | None = None,
+               target: str | None = None) -> tuple[Representation, float | None] | None:
         """The cached media to answer `head` (a plain GET/HEAD) with as a 200, and the
-        expiry of the token that admitted it (a private asset's), or None."""
+        expiry of the token that admitted it (a private asset's), or None. `target`: the
+        head's request target without its CMCD query."""
         fields = head.fields
-        target = head.target
+        if target is None:
+            target = head.target
         media = self.media
         signed = self._signed.get(target)
         if signed is not None:
@@ -329,6 +343,8 @@ class FastLaneHandler(RequestHandler):
                 head.method, head.target.partition("?")[0], 200, nbytes,
                 time.perf_counter() - t0, None, cache,
                 peer[0] if isinstance(peer, tuple) else None, head.fields.get("user-agent"))
+        if lane.hits is not None and cache is not None:  # media (pages have no cache result)
+            lane.hits.lane(head, nbytes, peer[0] if isinstance(peer, tuple) and peer else None)
         return True
 
 
@@ -355,4 +371,4 @@ class OriginRunner(web.AppRunner):
             return plain
         serve_pages = "player-index" in app.router.named_resources()  # origin.pages is set up
         return LaneServer(plain, Lane(app[MEDIA_KEY], app[METRICS_KEY], app[ACCESS_LOG_KEY],
-                                      serve_pages))
+                                      serve_pages, app.get(HITS_KEY)))

@@ -14,12 +14,13 @@ worker's metrics, each sample labelled `worker` (origin.observe.metrics_share).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from origin.http import headers as h
@@ -74,6 +75,10 @@ class Metrics:
         self._latency_children: dict[str, Histogram] = {}
         # With several workers: every worker's metrics in one answer (origin.observe.metrics_share).
         self.shared: SharedMetrics | None = None
+        # Listening analytics (origin.analytics sets it): the recorder's counts, read at
+        # each scrape, and the events waiting in its queue.
+        self.analytics: Callable[[], tuple[Mapping[str, int], int]] | None = None
+        reg.register(_AnalyticsCollector(self))
 
     def observe_request(self, route: str, status: int, nbytes: int) -> None:
         child = self._req_children.get((route, status))
@@ -107,6 +112,32 @@ class Metrics:
         if self.shared is not None:
             return self.shared.render()
         return generate_latest(self.registry)
+
+
+class _AnalyticsCollector:
+    """sori_analytics_events_total{result} and sori_analytics_queue_events, from the
+    recorder's own counters (kept by its writer thread; a scrape only reads them)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        source = self.metrics.analytics
+        if source is None:
+            return
+        counts, queued = source()
+        events = CounterMetricFamily(
+            "sori_analytics_events", "Analytics events (hits and CMCD reports) by outcome: "
+            "accepted into the queue, written to the database, dropped (queue full or "
+            "database down), error (could not be read)", labels=["result"])
+        for result, n in counts.items():
+            events.add_metric([result], float(n))
+        yield events
+        yield GaugeMetricFamily("sori_analytics_queue_events",
+                                "Analytics events waiting for the writer", value=float(queued))
 
 
 METRICS_KEY = web.AppKey("sori.metrics", Metrics)
