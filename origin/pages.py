@@ -1,4 +1,5 @@
-"""The player page: `GET /`, its static files under `/player/`, and the npm players under `/vendor/`.
+"""The player page: `GET /`, its static files under `/player/`, and the npm players under `/vendor/`;
+the listening analytics dashboard (`GET /analytics`, player/analytics.html) the same way.
 
 Everything is served from the repository's `player/` directory and the packages `npm ci`
 installed into `player/node_modules/`; nothing comes from the internet. Only the files named
@@ -50,6 +51,15 @@ PAGE_FILES: Final[dict[str, str]] = {
     "chapters.js": JS,
     "style.css": CSS,
     "favicon.svg": SVG,
+    # CMCD for the players; the analytics dashboard (GET /analytics) and its charts
+    "cmcd.js": JS,
+    "dashboard.js": JS,
+    "charts.js": JS,
+}
+
+# Pages other than `/`: URL path -> file in player/.
+PAGES: Final[dict[str, str]] = {
+    "/analytics": "analytics.html",
 }
 
 # URL name under /vendor/ -> path below player/node_modules/.
@@ -70,12 +80,19 @@ ERROR_CACHE: Final = "no-store"
 def setup(app: web.Application) -> None:
     """Add the page's routes to the origin's application (GET and HEAD)."""
     app.router.add_get("/", index, name="player-index")
+    for url_path in PAGES:
+        app.router.add_get(url_path, other_page)
     app.router.add_get("/player/{name}", page_file, name="player-file")
     app.router.add_get("/vendor/{name}", vendor_file, name="player-vendor")
 
 
 async def index(request: web.Request) -> web.StreamResponse:
     return _file(request, PLAYER_DIR / "index.html", HTML, PAGE_CACHE, "player/index.html")
+
+
+async def other_page(request: web.Request) -> web.StreamResponse:
+    name = PAGES[request.path]
+    return _file(request, PLAYER_DIR / name, HTML, PAGE_CACHE, f"player/{name}")
 
 
 async def page_file(request: web.Request) -> web.StreamResponse:
@@ -136,6 +153,9 @@ def resolve(url_path: str) -> tuple[Path, str, str] | None:
     """The file, content type and Cache-Control behind a URL path of the page, or None."""
     if url_path == "/":
         return PLAYER_DIR / "index.html", HTML, PAGE_CACHE
+    page = PAGES.get(url_path)
+    if page is not None:
+        return PLAYER_DIR / page, HTML, PAGE_CACHE
     if url_path.startswith("/player/"):
         content_type = PAGE_FILES.get(url_path[len("/player/"):])
         if content_type is not None:

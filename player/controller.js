@@ -6,8 +6,13 @@
 // ({detail: {message}}: a recoverable problem being handled); for a live asset also
 // 'liveedge' (a live playlist was reloaded: the live edge moved) and 'liveended' (the engine
 // saw the stream end: EXT-X-ENDLIST, or a static MPD).
+//
+// CMCD (player/cmcd.js): every playback is one CMCD session. Its engine sends CMCD v1 with
+// each request, and `this.cmcd` (a CmcdReporter) its play states as CMCD v2 events, under
+// the same session id.
 
 import { loadScript, renditionLabel } from './util.js';
+import { CmcdReporter, newSessionId, hlsCmcd, dashCmcd } from './cmcd.js';
 
 const DASH_SCRIPT = '/vendor/dash.all.min.js';
 const HLS_SCRIPT = '/vendor/hls.min.js';
@@ -45,12 +50,14 @@ export class PlayerController extends EventTarget {
     this._mediaRecoveries = 0;
     this._generation = 0;
     this._nativeOff = null;
+    this.cmcd = null; // the CMCD v2 reporter of the playback (player/cmcd.js)
   }
 
   /** Tear down any engine and play `asset` (HLS unless `dash`), from `startAt` seconds. */
   async load(asset, { dash = false, autoplay = true, startAt = 0 } = {}) {
     this.destroy();
     const generation = ++this._generation;
+    this._cmcdFrom = { askedAt: performance.now(), autoplay };
     this.asset = asset;
     this.live = asset.state === 'live';
     if (dash) {
@@ -66,6 +73,8 @@ export class PlayerController extends EventTarget {
     clearTimeout(this._retryTimer);
     this._networkRetries = 0;
     this._mediaRecoveries = 0;
+    this.cmcd?.end();
+    this.cmcd = null;
     if (this.hls) { this.hls.destroy(); this.hls = null; }
     if (this.dash) { this.dash.destroy(); this.dash = null; }
     this._nativeOff?.();
@@ -88,10 +97,12 @@ export class PlayerController extends EventTarget {
       const boot = window.soriBoot;
       const early = boot?.take(asset, { startAt }) ?? null;
       const live = this.live;
-      const hls = early || new Hls(boot?.hlsConfig(startAt, false, live)
-        ?? { startPosition: startAt > 0 ? startAt : live ? 0 : -1, ...(live ? { lowLatencyMode: true } : {}) });
+      const hls = early || new Hls({ ...(boot?.hlsConfig(startAt, false, live)
+        ?? { startPosition: startAt > 0 ? startAt : live ? 0 : -1, ...(live ? { lowLatencyMode: true } : {}) }),
+      cmcd: hlsCmcd(asset.id, newSessionId()) });
       this.hls = hls;
       this.engine = 'hls.js';
+      this._startCmcd(hls.config.cmcd?.sessionId || hls.sessionId);
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         this._emit('levels');
         if (autoplay) this._play();
@@ -99,6 +110,7 @@ export class PlayerController extends EventTarget {
       hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
         this.levelSwitches.push(data.level);
         this._emit('level');
+        this.cmcd?.bitrateChanged();
       });
       hls.on(Hls.Events.FRAG_LOADED, () => { this._networkRetries = 0; });
       hls.on(Hls.Events.ERROR, (_e, data) => this._onHlsError(data));
@@ -123,6 +135,7 @@ export class PlayerController extends EventTarget {
     } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
       window.soriBoot?.take(asset, { hls: false });
       this.engine = 'native';
+      this._startCmcd(newSessionId()); // v2 reports only: Safari sends no CMCD itself
       video.src = asset.hls;
       // A live playlist says EXT-X-START:TIME-OFFSET=0, which Safari honours.
       if (startAt > 0) {
@@ -279,6 +292,9 @@ export class PlayerController extends EventTarget {
     this.dash = player;
     this.engine = 'dash.js';
     player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+    const sid = newSessionId();
+    player.updateSettings(dashCmcd(asset.id, sid));
+    this._startCmcd(sid);
     // A live stream plays from its first word at normal speed: no catch-up towards the edge.
     const live = this.live;
     if (live) player.updateSettings({ streaming: { liveCatchup: { enabled: false } } });
@@ -288,6 +304,7 @@ export class PlayerController extends EventTarget {
       if (e.mediaType !== this._dashType()) return;
       this.levelSwitches.push(this.currentLevel());
       this._emit('level');
+      this.cmcd?.bitrateChanged();
     });
     player.on(E.ERROR, (e) => {
       const err = e.error || {};
@@ -385,6 +402,18 @@ export class PlayerController extends EventTarget {
 
   // ---- helpers -----------------------------------------------------------------------
 
+  /** The CMCD v2 reporter of this playback, under session id `sid` (the one its engine
+   *  sends with each request); `sta=s` now when the playback starts by itself. */
+  _startCmcd(sid) {
+    const asset = this.asset;
+    this.cmcd = new CmcdReporter(this.video, {
+      sid, cid: asset.id, type: asset.kind === 'video' ? 'v' : 'a', askedAt: this._cmcdFrom.askedAt,
+      bitrate: () => this.levels()[this.currentLevel()]?.bitrate ?? NaN,
+      throughput: () => this.bandwidthEstimate(),
+    });
+    if (this._cmcdFrom.autoplay) this.cmcd.starting();
+  }
+
   _play() {
     const p = this.video.play();
     if (p?.catch) {
@@ -404,6 +433,7 @@ export class PlayerController extends EventTarget {
   }
 
   _fatal(type, message, details = '') {
+    this.cmcd?.fatal();
     this.fatalErrors.push({ type, details, message });
     this.dispatchEvent(new CustomEvent('fatal', { detail: { message } }));
   }
