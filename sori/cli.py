@@ -328,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sori import bundle_cli  # offline bundles (issue 14)
 
     bundle_cli.add_parser(sub)
+
+    from sori import analytics_cli  # listening analytics (issue 13)
+
+    analytics_cli.add_parser(sub)
     return parser
 
 
