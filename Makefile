@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_RUNTIME := ffmpeg espeak-ng sox
-APT_TEST := chromium nginx-light wrk curl openssl redis-server postgresql
+APT_TEST := chromium nginx-light wrk curl openssl redis-server postgresql unzip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test check lint types install install-test system system-test venv player-deps e2e-deps bench clean
@@ -37,7 +37,7 @@ system:
 	fi
 
 system-test:
-	@missing=""; for t in chromium nginx wrk curl openssl redis-server; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing=1; done; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
+	@missing=""; for t in chromium nginx wrk curl openssl redis-server unzip; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing=1; done; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(APT_TEST) with apt-get"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_TEST) >/dev/null; \

@@ -65,7 +65,8 @@ def part_name(role: str, asset_id: str, source_key: str, rendition: str | None) 
     """The file name of a part inside `{id}/`."""
     ext = posixpath.splitext(source_key)[1].lower()
     if role == "media":
-        return f"{asset_id}.{rendition}{ext}" if rendition else f"{asset_id}{ext}"
+        # A rendition's track is always audio (sources.check_rendition): .m4a.
+        return f"{asset_id}.{rendition}.m4a" if rendition else f"{asset_id}{ext}"
     if role == "poster":
         return f"poster{ext or '.jpg'}"
     return FIXED_NAMES[role]
