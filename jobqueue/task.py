@@ -36,6 +36,7 @@ from manifests import layout
 from packager.errors import InvalidInput, PackagerError
 from packager.pipeline import package
 from packager.publish import prune_versions, read_record
+from packager.transcript.parse import parse as parse_transcript
 from settings import Config
 from storage.base import Store
 from storage.content_types import content_type_for
@@ -57,7 +58,8 @@ class WorkerEnv:
 
 
 async def package_job(ctx: Any, *, asset: str, source: str, title: str | None = None,
-                      kind: str = "auto", access: str | None = None) -> dict[str, Any]:
+                      kind: str = "auto", access: str | None = None,
+                      transcript: str | None = None) -> dict[str, Any]:
     env: WorkerEnv = ctx["sori"]
     job: Job = ctx["job"]
     beat = _Beat(job, env.cfg.jobs.heartbeat)
@@ -78,7 +80,7 @@ async def package_job(ctx: Any, *, asset: str, source: str, title: str | None = 
                              env.cfg.packager.keep_versions):
                 log.info("job %s (%s): a previous attempt had published it", job.key, asset)
                 return {"state": "done", "recovered": True}
-        return await _package(env, job, beat, asset, source, title, kind, access)
+        return await _package(env, job, beat, asset, source, title, kind, access, transcript)
     except asyncio.CancelledError:
         ended = await _aborted(env, job)
         raise
@@ -96,7 +98,8 @@ async def package_job(ctx: Any, *, asset: str, source: str, title: str | None = 
 
 
 async def _package(env: WorkerEnv, job: Job, beat: _Beat, asset: str, source: str,
-                   title: str | None, kind: str, access: str | None) -> dict[str, Any]:
+                   title: str | None, kind: str, access: str | None,
+                   transcript: str | None = None) -> dict[str, Any]:
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=f"job-{os.getpid()}-",
                                         dir=env.work_root))
     try:
@@ -107,9 +110,12 @@ async def _package(env: WorkerEnv, job: Job, beat: _Beat, asset: str, source: st
             return {"state": "failed", "error": "the upload's source is gone from the store"}
         t0 = time.monotonic()
         try:
+            # the upload's transcript travels in the job (text, checked when uploaded)
             record = await package(path, env.store, env.cfg.packager, asset_id=asset,
                                    title=title or asset, kind=kind, access=access,
-                                   progress=beat.set, work_root=work)
+                                   progress=beat.set, work_root=work,
+                                   transcript=parse_transcript(transcript.encode())
+                                   if transcript is not None else None)
         except InvalidInput as e:
             return {"state": "failed", "error": str(e)}
         except PackagerError as e:

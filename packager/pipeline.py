@@ -18,10 +18,12 @@ from packager import probe, process, publish, readback, record, timeline
 from packager.audio import ffmpeg_args, loudness, saver
 from packager.audio import renditions as audio
 from packager.errors import InvalidInput, PackagerError
+from packager.transcript import attach as transcript_files
 from packager.video import build as video
 from storage.base import Store
 
 if TYPE_CHECKING:
+    from packager.transcript.cues import Transcript
     from settings import PackagerConfig
 
 Progress = Callable[[float, str], None]
@@ -66,12 +68,17 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
                   asset_id: str | None = None, title: str | None = None, kind: str = "auto",
                   access: str | None = None,
                   progress: Progress | None = None, work_root: Path | None = None,
+                  transcript: Transcript | None = None,
                   ) -> dict[str, Any]:
     """Package `source` into `store`; return the asset record. Raises InvalidInput for bad
     input (nothing is published), PackagerError for other failures (cleaned up).
 
     `access`: "public" or "private"; None keeps what an asset re-packaged under the same
-    id had (a private asset never turns public by being packaged again), else public."""
+    id had (a private asset never turns public by being packaged again), else public.
+
+    `transcript` (parsed by packager.transcript.parse): published as a subtitles rendition
+    aligned to the media segments, the whole .vtt and .txt and its chapters; a cue past the
+    packaged audio's end raises InvalidInput before anything is published."""
     process.require_tools()
     asset_id = check_asset_id(asset_id if asset_id is not None else default_asset_id(source))
     if kind not in ("auto", "audio", "video"):
@@ -92,6 +99,10 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
         else:
             built = await _build_audio(info, cfg, work, asset_id, phases)
         presentation, version, bundle, download_rel, extra = built
+        if transcript is not None:
+            presentation, urls = await asyncio.to_thread(
+                transcript_files.attach, transcript, presentation, version, work, bundle)
+            extra.update(urls)
         # what the decoder found beats the container's estimate (raw ADTS, some MP3s)
         source_duration = extra.pop("decoded_duration", None) or info.duration
         size = sum(p.stat().st_size for _rel, p in bundle.files)

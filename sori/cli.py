@@ -44,6 +44,11 @@ def cmd_package(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from storage import open_store
     from storage.errors import StoreError
 
+    try:
+        transcript = _read_transcript(args.transcript) if args.transcript else None
+    except InvalidInput as e:
+        return _fail(str(e), EXIT_BAD_INPUT)
+
     async def run() -> dict[str, Any]:
         store = open_store(cfg.storage)
         bar, update = _progress_bar()
@@ -51,7 +56,7 @@ def cmd_package(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             return await package(Path(args.input), store, cfg.packager, asset_id=args.id,
                                  title=args.title, kind=args.kind,
                                  access="private" if args.private else None,
-                                 progress=update)
+                                 progress=update, transcript=transcript)
         finally:
             if bar is not None:
                 bar.close()
@@ -70,6 +75,20 @@ def cmd_package(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     else:
         print(rec["id"])
     return EXIT_OK
+
+
+def _read_transcript(name: str) -> Any:
+    """`--transcript FILE` read and parsed before any packaging work (a bad one exits 2)."""
+    from packager.transcript.cues import MAX_BYTES, TranscriptError
+    from packager.transcript.parse import parse
+
+    path = Path(name)
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise TranscriptError(f"cannot read {name}: {e.strerror or e}") from None
+    return parse(data, path.name)
 
 
 def cmd_sign(args: argparse.Namespace, cfg: config_mod.Config) -> int:
@@ -276,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("auto", "audio", "video"), default="auto")
     p.add_argument("--private", action="store_true",
                    help="playable only through signed URLs (sori sign)")
+    p.add_argument("--transcript", metavar="FILE",
+                   help="what the audio says, timed: WebVTT, SRT or JSON "
+                        "[{\"start\", \"end\", \"text\", \"chapter\"?}] (seconds); published "
+                        "as captions, transcript.vtt/.txt and chapters")
     p.add_argument("--json", action="store_true", help="print the asset record as JSON")
     p.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_package)

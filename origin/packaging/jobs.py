@@ -256,7 +256,8 @@ class JobManager:
         try:
             record = await package(upload.path, self.store, self.cfg, asset_id=upload.asset_id,
                                    title=upload.title or _title_of(upload), kind=upload.kind,
-                                   access=upload.access, progress=progress, work_root=upload.directory)
+                                   access=upload.access, progress=progress, work_root=upload.directory,
+                                   transcript=upload.parsed_transcript())
         except InvalidInput as e:
             return FAILED, str(e)
         except PackagerError as e:

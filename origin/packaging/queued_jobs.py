@@ -177,7 +177,8 @@ class QueuedJobs:
                     heartbeat=jobs.heartbeat, retries=jobs.attempts, ttl=jobs.keep_finished,
                     asset=upload.asset_id, source=source,
                     title=upload.title or _title_of(upload), kind=upload.kind,
-                    access=upload.access)
+                    access=upload.access,
+                    **({"transcript": upload.transcript.decode()} if upload.transcript else {}))
             if job is None:  # a job of that key exists: cannot happen with a fresh key
                 raise base.QueueUnavailable("the job queue refused the job")
         except BaseException:

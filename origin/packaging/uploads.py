@@ -5,7 +5,10 @@ Two forms (CONTRACT §4 `POST /v1/assets`):
 - a raw body, the media itself, with `?id=&title=&kind=&access=` in the query;
 - `multipart/form-data` with a `file` part and optional `id`, `title`, `kind`, `access`
   fields
-  (the query may carry them too; a form field wins).
+  (the query may carry them too; a form field wins), and an optional `transcript` part
+  (WebVTT, SRT or JSON, as `sori package --transcript`), parsed as it arrives so that a
+  bad one is refused with 400 before any packaging (a cue past the audio's end is found
+  by the job, which then fails with that message and publishes nothing).
 
 The body is never held in memory: it goes to disk in chunks as it arrives, in a
 directory of its own under `[origin] upload_dir`, and the byte count is checked
@@ -32,6 +35,9 @@ from aiohttp import BodyPartReader, MultipartReader, web
 
 from manifests import layout
 from packager.pipeline import default_asset_id
+from packager.transcript.cues import MAX_BYTES as TRANSCRIPT_MAX_BYTES
+from packager.transcript.cues import Transcript, TranscriptError
+from packager.transcript.parse import parse as parse_transcript
 
 WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write in a worker thread
 MULTIPART_SLACK = 64 * 1024  # boundaries and small fields around the file part
@@ -71,6 +77,10 @@ class Upload:
     kind: str
     filename: str | None  # as the client named it (multipart), if it did
     access: str | None = None  # "public" / "private"; None: keep what the asset had
+    transcript: bytes | None = None  # the `transcript` part, already checked by parsing
+
+    def parsed_transcript(self) -> Transcript | None:
+        return parse_transcript(self.transcript) if self.transcript is not None else None
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -128,8 +138,10 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
     await asyncio.to_thread(upload_dir.mkdir, parents=True, exist_ok=True)
     directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="up-", dir=upload_dir))
     try:
+        transcript: bytes | None = None
         if multipart:
-            path, size, filename = await _receive_multipart(request, directory, limit, fields)
+            path, size, filename, transcript = await _receive_multipart(request, directory,
+                                                                        limit, fields)
         else:
             name = _file_name(None, fields.get("id"), request.content_type)
             path = directory / name
@@ -143,14 +155,15 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
         title = fields.get("title") or None
         return Upload(directory, path, size, check_id(asset_id), title,
                       check_kind(fields.get("kind") or "auto"), filename,
-                      fields.get("access") or None)
+                      fields.get("access") or None, transcript)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, directory, True)
         raise
 
 
 async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: int,
-                             fields: dict[str, str]) -> tuple[Path, int, str | None]:
+                             fields: dict[str, str],
+                             ) -> tuple[Path, int, str | None, bytes | None]:
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError) as e:  # aiohttp asserts on a missing boundary
@@ -158,6 +171,7 @@ async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: i
     path: Path | None = None
     size = 0
     filename: str | None = None
+    transcript: bytes | None = None
     try:
         while True:
             part = await reader.next()
@@ -174,6 +188,10 @@ async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: i
                 path = directory / _file_name(filename, fields.get("id"),
                                               part.headers.get("Content-Type", ""))
                 size = await _copy(_part_chunks(part), path, limit)
+            elif part.name == "transcript":
+                if transcript is not None:
+                    raise UploadError("more than one 'transcript' part in the form")
+                transcript = await _read_transcript(part)
             elif part.name in FIELDS:
                 value = await part.read(decode=True)
                 if len(value) > FIELD_MAX:
@@ -188,7 +206,22 @@ async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: i
         raise UploadError(f"malformed multipart/form-data body: {e}") from None
     if path is None:
         raise UploadError("the form has no 'file' part: send the media as the field 'file'")
-    return path, size, filename
+    return path, size, filename, transcript
+
+
+async def _read_transcript(part: BodyPartReader) -> bytes:
+    """The `transcript` part (at most the transcript size limit, in memory: it is text),
+    refused with a 400 that names the problem when it does not parse."""
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        data += chunk
+        if len(data) > TRANSCRIPT_MAX_BYTES:
+            raise UploadError(f"transcript: more than the limit of {TRANSCRIPT_MAX_BYTES} bytes")
+    try:
+        await asyncio.to_thread(parse_transcript, bytes(data), part.filename or "")
+    except TranscriptError as e:
+        raise UploadError(str(e)) from None
+    return bytes(data)
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
