@@ -25,11 +25,12 @@ def new_salt() -> str:
 
 def network_of(ip: str) -> str:
     """IPv4: the address; IPv6: its /64 (an IPv4-mapped IPv6 address is its IPv4).
-    Something that is no address is kept as given (it still only enters the HMAC)."""
+    Something that is no address is kept as given, newlines made spaces (the HMAC input
+    stays unambiguous; it still only enters the HMAC)."""
     try:
         addr = ipaddress.ip_address(ip.strip())
     except ValueError:
-        return ip.strip()
+        return ip.strip().replace("\n", " ")
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:
             return str(addr.ipv4_mapped)
