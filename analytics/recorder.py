@@ -59,6 +59,7 @@ class Recorder:
         self._written = 0  # by the writer
         self._dropped_writer = 0  # by the writer
         self._errors = 0  # by the writer: failed attempts, unreadable events
+        self._rejected = 0  # by the writer: reports with nothing countable in them
         self._last_maintain = 0.0
         self.down = False  # the last attempt found the database unreachable
 
@@ -107,9 +108,9 @@ class Recorder:
     def counts(self) -> dict[str, int]:
         """accepted: queued by submit/put; written: stored; dropped: lost (queue full, the
         database down past the bound, closing, unreadable); errors: failed write attempts
-        and unreadable events."""
+        and unreadable events; rejected: CMCD reports with no valid key or no asset."""
         return {"accepted": self.accepted, "written": self.written, "dropped": self.dropped,
-                "errors": self.errors}
+                "errors": self.errors, "rejected": self._rejected}
 
     @property
     def database(self) -> Database:
@@ -144,15 +145,20 @@ class Recorder:
             self._db.close()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything submitted so far is written (or dropped); False on
-        timeout."""
+        """Wait until every event accepted before this call is written, dropped or
+        rejected; False on timeout (the database down, say). Later events do not
+        prolong the wait."""
+        target = self._accepted
         deadline = time.monotonic() + timeout
         self._wake.set()
-        while self._queue or self._busy:
+        while self._processed() < target:
             if time.monotonic() >= deadline or self._thread is None:
-                return not self._queue and not self._busy
-            time.sleep(0.01)
+                return self._processed() >= target
+            time.sleep(0.005)
         return True
+
+    def _processed(self) -> int:
+        return self._written + self._dropped_writer + self._rejected
 
     def put(self, item: Item, timeout: float = 60.0) -> bool:
         """For a log import: queue, waiting (up to `timeout`) for room instead of dropping."""
@@ -178,19 +184,18 @@ class Recorder:
         while True:
             if not batch:
                 self._busy = False
+                self._maybe_maintain()
                 if not self._queue:
                     if self._stop:
                         return
-                    self._maybe_maintain()
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
                 self._busy = True
-                n = min(self.cfg.batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(n)]
+                batch = self._take()
                 attempts = 0
             try:
-                self._write(batch)
+                rejected, failed = self._write(batch)
             except DatabaseDown as exc:
                 self._errors += 1
                 if not self.down:
@@ -198,10 +203,10 @@ class Recorder:
                                 "queue, dropped past %d", exc, self.cfg.queue_size)
                 self.down = True
                 backoff = min(MAX_BACKOFF, max(0.1, backoff * 2))
-                if self._stop:  # closing: no more waiting
-                    self._dropped_writer += len(batch)
-                    batch = []
-                    continue
+                if self._stop:  # closing: no more waiting, no more attempts
+                    self._dropped_writer += len(batch) + len(self._take_all())
+                    self._busy = False
+                    return
                 self._wake.wait(backoff)
                 self._wake.clear()
                 continue
@@ -217,8 +222,28 @@ class Recorder:
                 log.info("analytics: database reachable again")
             self.down = False
             backoff = 0.0
-            self._written += len(batch)
+            self._errors += failed
+            self._dropped_writer += failed
+            self._rejected += rejected
+            self._written += len(batch) - rejected - failed
             batch = []
+
+    def _take(self) -> list[Item]:
+        batch: list[Item] = []
+        try:
+            while len(batch) < self.cfg.batch_size:
+                batch.append(self._queue.popleft())
+        except IndexError:  # empty (close() may have cleared it meanwhile)
+            pass
+        return batch
+
+    def _take_all(self) -> list[Item]:
+        out: list[Item] = []
+        while True:
+            got = self._take()
+            if not got:
+                return out
+            out += got
 
     def _maybe_maintain(self) -> None:
         now = time.monotonic()
@@ -233,10 +258,13 @@ class Recorder:
             self._errors += 1
             log.exception("analytics: roll-up / retention pass failed")
 
-    def _write(self, batch: list[Item]) -> None:
+    def _write(self, batch: list[Item]) -> tuple[int, int]:
+        """Insert the batch; (rejected, failed) events of it were not stored. Counters are
+        left to the caller: a batch retried after DatabaseDown must not count twice."""
         db = self._database()
         hits: list[HitRow] = []
         events: list[EventRow] = []
+        failed = rejected = 0
         for item in batch:
             try:
                 if isinstance(item, Hit):
@@ -245,14 +273,16 @@ class Recorder:
                     row = self.event_row(item)
                     if row is not None:
                         events.append(row)
+                    else:
+                        rejected += 1
             except DatabaseDown:
                 raise
             except Exception:  # one unreadable event is not the batch's problem
-                self._errors += 1
-                self._dropped_writer += 1
+                failed += 1
                 log.debug("analytics: event skipped", exc_info=True)
         if hits or events:
             db.insert(hits, events)
+        return rejected, failed
 
     def _salt(self, day: str) -> str:
         salt = self._salts.get(day)

@@ -397,3 +397,20 @@ def test_open_database_does_not_connect(tmp_path: Any) -> None:
     assert not (tmp_path / "deep").exists()
     sq.ping()
     assert (tmp_path / "deep" / "er" / "a.sqlite3").exists()
+
+
+def test_unreadable_events_are_counted_and_the_rest_written(db_url: str) -> None:
+    rec = Recorder(cfg_for(db_url), clock=lambda: NOW2)
+    rec.start()
+    good = segments(1, 16, ts=at(DAY2, 1), ip=GB, ua=OVERCAST)
+    broken = dataclasses.replace(good[0], ua=None)  # type: ignore[arg-type]
+    assert all(rec.submit(h) for h in good[:8])
+    assert rec.submit(broken)
+    assert rec.submit_report(Report(at(DAY2, 1), GB, CHROME, "nothing=valid"))
+    assert rec.submit_report(Report(at(DAY2, 1), GB, CHROME, 'e=ps,sta=p,cid="bad id!"'))
+    assert all(rec.submit(h) for h in good[8:])
+    assert rec.flush(30)
+    rec.close()
+    assert rec.counts() == {"accepted": 19, "written": 16, "dropped": 1, "errors": 1,
+                            "rejected": 2}
+    assert reports(db_url).summary(D2, D2)["downloads"] == 1
