@@ -85,4 +85,8 @@ async def test_every_media_playlist_shares_one_target(seconds: float, rate: int,
         # several full 4 s segments: the 22.05 kHz rung stays at 3.994 s while the 48 kHz one
         # alternates 187 and 188 frames (3.989 / 4.011 s), so the rungs' own ceilings differ
         # and the shared target is 5. This guards the test against passing vacuously.
-        assert sorted(own.values()) == [4, 5, 5] and target == 5, own
+        aac = [v for rung, v in own.items() if rung != "saver"]
+        assert sorted(aac) == [4, 5, 5] and target == 5, own
+        # the Opus data-saver rung (issue 14): 20 ms packets fall on the 4 s grid, so its
+        # full segments are 4 s exactly and only its last may run past (by its padding)
+        assert own["saver"] <= target, own
