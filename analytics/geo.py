@@ -5,10 +5,12 @@ the country is all of the address a stored row keeps."""
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 import iptocc
 
 
+@lru_cache(maxsize=65536)  # a client asks many times; parsing is most of the cost
 def country(ip: str) -> str | None:
     """Two-letter code, or None for private, loopback, reserved and unknown addresses."""
     try:

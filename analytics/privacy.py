@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from functools import lru_cache
 
 KEY_HEX = 32  # 128 bits of the HMAC: collisions are no concern at any realistic audience
 SALT_BYTES = 32
@@ -23,6 +24,7 @@ def new_salt() -> str:
     return secrets.token_hex(SALT_BYTES)
 
 
+@lru_cache(maxsize=65536)  # a client asks many times; parsing is most of the cost
 def network_of(ip: str) -> str:
     """IPv4: the address; IPv6: its /64 (an IPv4-mapped IPv6 address is its IPv4).
     Something that is no address is kept as given, newlines made spaces (the HMAC input
