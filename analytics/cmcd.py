@@ -26,6 +26,7 @@ MAX_STRING = 128  # CTA-5004: cid at most 128 characters, sid 64
 MAX_INT = 2**53 - 1  # what a JavaScript number holds exactly (ts is milliseconds)
 MAX_REPORTS = 100  # lines of one POSTed v2 report body
 
+LEGACY_STATE_EVENTS = ("s", "p", "a", "k", "r", "f")  # `e=p` meaning `e=ps,sta=p` (a draft)
 HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 
 INTEGER_KEYS = frozenset({"br", "bl", "d", "dl", "mtp", "rtp", "tb", "v", "ts", "pt", "rc",
@@ -40,9 +41,10 @@ TOKENS: dict[str, frozenset[str]] = {
     # v2 player state: starting, playing, seeking, rebuffering, paused, waiting (for the
     # user or another event), ended, fatal error, quit, preloading
     "sta": frozenset({"s", "p", "k", "r", "a", "w", "e", "f", "q", "d"}),
-    # v2 event type: play state, error, time interval, bitrate change, content id, ...
+    # v2 event type: play state, error, time interval, bitrate change, content id, ...;
+    # and the state letters an earlier draft (dash.js 5.0) sent as the event itself
     "e": frozenset({"ps", "e", "t", "bc", "c", "b", "m", "um", "pe", "pc", "rr", "as", "ae",
-                    "abs", "abe", "sk", "ce"}),
+                    "abs", "abe", "sk", "ce"}) | frozenset(LEGACY_STATE_EVENTS),
 }
 
 _KEY = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
@@ -146,6 +148,15 @@ def parse(text: str | None) -> dict[str, Value] | None:
         if value is not None and key not in out:
             out[key] = value
     return out or None
+
+
+def state_of(data: dict[str, Value]) -> str | None:
+    """The play state a report gives: `sta`, or the draft form that sent it as `e`."""
+    sta = data.get("sta")
+    if isinstance(sta, str):
+        return sta
+    e = data.get("e")
+    return e if isinstance(e, str) and e in LEGACY_STATE_EVENTS else None
 
 
 def from_query(query: str) -> str | None:

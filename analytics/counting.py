@@ -36,6 +36,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from analytics.cmcd import state_of
+
 MIN_SECONDS = 60.0
 SHORT_SLACK = 0.5  # an episode shorter than a minute counts when received to within this
 MAX_STATE_GAP_MS = 3_600_000  # a state lasting longer than this is a client clock jump
@@ -231,8 +233,8 @@ def qoe(hits: list[HitRow], events: list[EventRow]) -> dict[str, Qoe]:
             continue
         data = _json(e.data)
         s = sessions[(e.asset, e.sid or "~" + e.client)]
-        sta = data.get("sta")
-        if isinstance(sta, str):
+        sta = state_of(data)
+        if sta is not None:
             ts = data.get("ts")
             when = float(ts) if isinstance(ts, int | float) and ts > 0 else e.ts * 1000.0
             s.states.append((when, sta))

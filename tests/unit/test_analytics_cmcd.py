@@ -72,3 +72,10 @@ def test_report_lines() -> None:
     lines = cmcd.report_lines(body)
     assert lines[:2] == ["e=ps,sta=s", "e=ps,sta=p"]
     assert len(lines) == cmcd.MAX_REPORTS
+
+
+def test_play_state_and_its_draft_form() -> None:
+    assert cmcd.state_of(cmcd.parse("e=ps,sta=r") or {}) == "r"
+    assert cmcd.state_of(cmcd.parse("e=p") or {}) == "p"  # dash.js 5.0's draft form
+    assert cmcd.state_of(cmcd.parse("e=e") or {}) is None  # an error event, not "ended"
+    assert cmcd.state_of(cmcd.parse("e=t,br=64") or {}) is None
