@@ -142,7 +142,11 @@ class Checksums:
         except (ValueError, KeyError, TypeError) as e:
             log.warning("ignoring unreadable checksum sidecar %s: %s", side, e)
             return None
-        if not objects or not 0 <= crc <= 0xFFFFFFFF or any(n < 0 for _k, n in objects):
+        # Only figures of objects in the sidecar's own version directory are believed.
+        home = side[:side.rindex(f"{SIDECAR_DIR}/")]
+        if not objects or not 0 <= crc <= 0xFFFFFFFF or any(
+                n < 0 or not k.startswith(home) for k, n in objects):
+            log.warning("ignoring checksum sidecar %s: not about its own version", side)
             return None
         return Sum(objects, crc)
 

@@ -571,3 +571,23 @@ def test_memory_stays_flat_while_bundling_a_two_hour_asset(served: Served) -> No
           f"before, peak growth {growth_mib:.1f} MiB over {len(samples)} samples; "
           f"{first:.2f} s first (CRC computed), {second:.2f} s repeat")
     assert growth_mib < 16, growth_mib  # the bundle is over 100 MiB
+
+
+async def test_checksums_are_computed_once_then_read_from_their_sidecars(
+        origin: Origin) -> None:
+    from origin.offline import sources
+    from origin.offline.checksums import Checksums
+
+    _, headers, body = await origin.get(f"/v1/offline?assets={CLIP},{TALK}")
+    # Another process on the same store (a fresh Checksums) reads no media to plan it.
+    fresh = Checksums(origin.store)
+    plan = await sources.plan_for(origin.store, [CLIP, TALK], fresh)
+    assert fresh.computed == 0 and plan.etag == headers["ETag"] and plan.size == len(body)
+    # A sidecar that lies about another version is not believed: the bytes are read again.
+    rec = origin.record(TALK)
+    side = f"{TALK}/v/{rec['version']}/offline/download.m4a.crc32.json"
+    await origin.store.put_bytes(side, json.dumps(
+        {"crc32": 1, "objects": [[f"{CLIP}/v/x/download.mp4", 5]]}).encode(), "application/json")
+    again = Checksums(origin.store)
+    plan2 = await sources.plan_for(origin.store, [CLIP, TALK], again)
+    assert again.computed == 1 and plan2.etag == plan.etag
