@@ -50,21 +50,17 @@ export function mount(container, draw) {
 
 // ---- scales and text -------------------------------------------------------------------------
 
-/** The smallest "nice" number (1, 2, 2.5, 5 x 10^k) >= x. */
-export function niceCeil(x) {
-  if (!(x > 0)) return 1;
-  const k = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * k >= x - 1e-9) return m * k;
-  return 10 * k;
-}
-
-/** Ticks from 0 to a nice maximum >= max (3 to 5 of them), for integers when `integer`. */
+/** Ticks from 0 to the first multiple of a round step (1, 2, 2.5 or 5 x 10^k; whole
+ *  numbers when `integer`) at or above `max`: three to five intervals. */
 export function ticks(max, integer = true) {
-  let top = niceCeil(max);
-  let step = top / 4;
-  if (integer && step < 1) { step = 1; top = Math.max(1, Math.ceil(max)); }
+  const raw = Math.max(max, integer ? 1 : 1e-9) / 5;
+  const k = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * k)
+    .find((v) => v >= raw - 1e-12 && (!integer || Number.isInteger(v)));
+  if (integer) step = Math.max(1, Math.round(step));
+  const top = step * Math.max(1, Math.ceil(max / step - 1e-9));
   const out = [];
-  for (let v = 0; v <= top + 1e-9; v += step) out.push(Math.round(v * 1000) / 1000);
+  for (let i = 0; i * step <= top + 1e-9; i += 1) out.push(Math.round(i * step * 1e6) / 1e6);
   return out;
 }
 
@@ -108,8 +104,9 @@ export function columns(width, { items, format = plain, height = 210, label = 'v
   const y = (v) => m.t + ph - (v / top) * ph;
   const id = `g${++uid}`;
   const every = Math.max(1, Math.ceil(items.length / Math.max(1, Math.floor(pw / 52))));
-  const showValues = band >= 26;
+  const showValues = band >= 26; // else only the highest bar says its value
   const total = items.reduce((a, d) => a + d.value, 0);
+  const peak = items.reduce((best, d, i) => (d.value > items[best].value ? i : best), 0);
   const root = svg('svg', {
     class: 'chart-svg', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
     'aria-label': `${label}: ${items.length} bars, ${format(total)} in all`,
@@ -125,13 +122,16 @@ export function columns(width, { items, format = plain, height = 210, label = 'v
       class: 'bar', x: cx - bw / 2, y: y(0) - h, width: bw, height: h, rx: Math.min(4, bw / 3),
       fill: `url(#${id})`, 'data-key': d.key, 'data-label': d.label, 'data-value': d.value,
     }, svg('title', {}, d.title || `${d.label}: ${format(d.value)}`)));
-    if (showValues && d.value > 0) {
+    if (d.value > 0 && (showValues || i === peak)) {
       root.append(svg('text', { class: 'value', x: cx, y: y(0) - h - 5, 'text-anchor': 'middle' }, format(d.value)));
     }
-    // the last item's label always, the others when there is room
+    // the last item's label always, the others when there is room; none cut at the edges
     const last = i === items.length - 1;
     if ((i % every === 0 && (last || items.length - 1 - i >= every)) || last) {
-      root.append(svg('text', { class: 'axis', x: cx, y: height - 8, 'text-anchor': 'middle' }, d.label));
+      const half = (String(d.label).length * 6.6) / 2;
+      const anchor = cx + half > width ? 'end' : cx - half < 0 ? 'start' : 'middle';
+      const x = anchor === 'end' ? width : anchor === 'start' ? 0 : cx;
+      root.append(svg('text', { class: 'axis', x, y: height - 8, 'text-anchor': anchor }, d.label));
     }
   });
   return root;

@@ -96,16 +96,20 @@ async function playerJob(browser, ua, job) {
   const page = await ctx.newPage();
   page.setDefaultTimeout(20000);
   page.on('pageerror', (e) => job.out.pageErrors.push(String(e)));
-  const record = (req) => {
+  const media = (req, status) => {
     const url = req.url();
-    if (url.includes(`/assets/${spec.id}/`)) {
-      const cmcd = new URL(url).searchParams.get('CMCD');
-      job.out.requests.push({ url: url.replace(/\?.*/, ''), cmcd });
-    } else if (url.endsWith('/v1/cmcd') && req.method() === 'POST') {
-      job.out.posts.push({ body: req.postData() || '' });
-    }
+    if (!url.includes(`/assets/${spec.id}/`)) return;
+    job.out.requests.push({ url: url.replace(/\?.*/, ''), cmcd: new URL(url).searchParams.get('CMCD'), status });
   };
-  ctx.on('request', record);
+  ctx.on('response', (res) => media(res.request(), res.status()));
+  ctx.on('requestfailed', (req) => media(req, `failed: ${req.failure()?.errorText}`));
+  ctx.on('request', (req) => {
+    if (req.url().endsWith('/v1/cmcd') && req.method() === 'POST') job.out.posts.push({ body: req.postData() || '' });
+  });
+  if (spec.quitBeforeStart) {
+    // A network that holds every media segment back: the listener leaves before the start.
+    await page.route((url) => url.pathname.endsWith('.m4s'), () => { /* never answered */ });
+  }
   const base = scenario.base;
   if (spec.player === 'shaka') {
     await page.route(`${base}/__e2e/shaka.html`, (r) => r.fulfill({ status: 200, contentType: 'text/html', body: HARNESS }));
@@ -122,6 +126,19 @@ async function playerJob(browser, ua, job) {
   }
   const video = spec.player === 'shaka' ? '() => window.harness.video' : '() => window.soriPlayer.video';
   const reporter = spec.player === 'shaka' ? 'window.harness.reporter' : 'window.soriPlayer.controller.cmcd';
+  if (spec.quitBeforeStart) {
+    const asked = await page.waitForFunction(`${reporter}?.state === 's'`, null, { timeout: 15000, polling: 50 })
+      .then(() => true, () => false);
+    await sleep(1000); // the playlists and the init segment arrive; the first segment never does
+    job.check('play was asked for', asked);
+    job.out.sid = await page.evaluate(`${reporter}?.sid ?? null`);
+    job.out.made = await page.evaluate(`[...(${reporter}?.reports ?? [])]`);
+    await page.close({ runBeforeUnload: true });
+    await sleep(500);
+    job.out.reports = job.out.posts.flatMap((p) => p.body.split('\n').filter(Boolean));
+    await ctx.close();
+    return;
+  }
   const played = await page.waitForFunction(`(${video})().currentTime >= ${spec.seconds}`, null, { timeout: 30000, polling: 100 })
     .then(() => true, () => false);
   job.check(`plays ${spec.seconds} s`, played, await page.evaluate(`({ t: (${video})().currentTime })`));
