@@ -339,7 +339,7 @@ async def test_every_bad_request_is_refused_before_any_byte(origin: Origin) -> N
                 assert not body.startswith(b"PK")
 
 
-async def test_an_asset_still_live_is_409(origin: Origin) -> None:
+async def test_an_asset_still_live_is_409(origin: Origin, tmp_path: Path) -> None:
     auth = {"Authorization": f"Bearer {WRITE_KEY}"}
     status, _, body = await origin.get(
         "/v1/live", method="POST", headers=auth,
@@ -349,10 +349,11 @@ async def test_an_asset_still_live_is_409(origin: Origin) -> None:
     try:
         status, _, body = await origin.get(f"/v1/offline?assets={TALK},live-1")
         assert status == 409 and "live-1" in json.loads(body)["error"], body
-        out = subprocess.run([str(SORI), "bundle", "live-1", "-o", "/tmp/never.zip"],
+        never = tmp_path / "never.zip"
+        out = subprocess.run([str(SORI), "bundle", "live-1", "-o", str(never)],
                              env=origin.env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and "still live: live-1" in out.stderr, out.stderr
-        assert not Path("/tmp/never.zip").exists()
+        assert list(tmp_path.glob("*never*")) == []
     finally:
         await origin.get("/v1/live/live-1/end", method="POST", headers=auth)
 
