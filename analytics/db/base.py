@@ -42,6 +42,9 @@ class Database:
     def _down_errors(self) -> tuple[type[BaseException], ...]:
         raise NotImplementedError
 
+    def _duplicate_errors(self) -> tuple[type[BaseException], ...]:
+        raise NotImplementedError
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _sql(self, text: str) -> str:
@@ -170,9 +173,21 @@ class Database:
 
     def write_day(self, fig: DayFigures) -> None:
         """Replace the day's roll-up with `fig` and mark the day rolled (one transaction:
-        doing it twice leaves the same rows)."""
+        doing it twice leaves the same rows). Another process rolling the same day up at
+        the same moment makes this one's inserts collide: its figures are the same, so the
+        collision is the end of it."""
+        try:
+            self._write_day(fig)
+        except self._duplicate_errors():
+            pass
+
+    def _lock_day(self, cur: Any, day: str) -> None:
+        """Serialise roll-ups of one day between connections (SQLite's write lock does)."""
+
+    def _write_day(self, fig: DayFigures) -> None:
         d = fig.day
         with self._tx() as cur:
+            self._lock_day(cur, d)
             for table in (*schema.ROLLUP_TABLES, "rolled"):
                 cur.execute(self._sql(f"DELETE FROM {table} WHERE day = ?"), (d,))
             t = fig.total

@@ -3,6 +3,7 @@ an advisory lock makes that one at a time."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ from analytics.db import schema
 from analytics.db.base import Database
 
 _SCHEMA_LOCK = 0x5F0A_1713  # pg_advisory_xact_lock key of "sori analytics schema"
+_ROLLUP_LOCK = 0x5F0A_1714  # (this, day ordinal): one roll-up of a day at a time
 
 
 class PostgresDatabase(Database):
@@ -28,5 +30,13 @@ class PostgresDatabase(Database):
                 cur.execute(statement)
         conn.commit()
 
+    def _lock_day(self, cur: Any, day: str) -> None:
+        # without it, two connections replacing one day's rows deadlock on the keys
+        ordinal = dt.date.fromisoformat(day).toordinal()
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_ROLLUP_LOCK, ordinal))
+
     def _down_errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.OperationalError, psycopg.InterfaceError)
+
+    def _duplicate_errors(self) -> tuple[type[BaseException], ...]:
+        return (psycopg.errors.UniqueViolation,)

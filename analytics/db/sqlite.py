@@ -27,3 +27,6 @@ class SqliteDatabase(Database):
 
     def _down_errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.OperationalError,)
+
+    def _duplicate_errors(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.IntegrityError,)

@@ -414,3 +414,30 @@ def test_unreadable_events_are_counted_and_the_rest_written(db_url: str) -> None
     assert rec.counts() == {"accepted": 19, "written": 16, "dropped": 1, "errors": 1,
                             "rejected": 2}
     assert reports(db_url).summary(D2, D2)["downloads"] == 1
+
+
+def test_concurrent_roll_ups_of_one_day_agree(db_url: str) -> None:
+    """Several processes (here threads with connections of their own) may roll a day up at
+    the same moment (reports and writers of every worker): none fails, one result stays."""
+    import threading
+
+    record(db_url, SETS["IPv6 in two /64s"][0], now=NOW3)
+    dbs = [open_database(db_url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def roll(db: Database) -> None:
+        try:
+            for _ in range(5):
+                roll_up(db, D1)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=roll, args=(db,)) for db in dbs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    rows = dbs[0].dump()
+    assert len(rows["day_totals"]) == 1 and rows["day_totals"][0][1:] == (2, 2, 64_000)
+    assert len(rows["rolled"]) == 1
