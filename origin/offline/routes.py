@@ -54,6 +54,12 @@ register_error(ShortRead, 503)
 def register(app: web.Application) -> None:
     app[CHECKSUMS_KEY] = Checksums(app[STORE_KEY])
     app.router.add_get("/v1/offline", offline, name="offline")  # and HEAD
+    # A page on another origin may fetch a bundle with Range (to resume): its preflight.
+    app.router.add_route("OPTIONS", "/v1/offline", preflight)
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return request.app[MEDIA_KEY].preflight(request)
 
 
 async def offline(request: web.Request) -> web.StreamResponse:

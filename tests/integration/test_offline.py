@@ -278,6 +278,13 @@ async def test_conditional_requests_and_unsatisfiable_ranges(origin: Origin) -> 
     assert status == 200 and body == b"" and int(h["Content-Length"]) == size
     status, _, _ = await origin.get(target, headers={"If-Match": '"other"'})
     assert status == 412
+    # a page on another origin may resume it: the preflight allows Range and If-Range
+    status, h, _ = await origin.get(target, method="OPTIONS", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "range, if-range"})
+    assert status == 204 and h["Access-Control-Allow-Origin"] == "*"
+    assert {"range", "if-range"} <= {v.strip() for v in
+                                     h["Access-Control-Allow-Headers"].split(",")}
     # Another set of assets is another bundle, with another validator.
     _, other, _ = await origin.get(f"/v1/offline?assets={TALK},{CLIP}")
     assert other["ETag"] != etag
