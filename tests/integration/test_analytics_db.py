@@ -441,3 +441,21 @@ def test_concurrent_roll_ups_of_one_day_agree(db_url: str) -> None:
     rows = dbs[0].dump()
     assert len(rows["day_totals"]) == 1 and rows["day_totals"][0][1:] == (2, 2, 64_000)
     assert len(rows["rolled"]) == 1
+
+
+def test_the_writer_rolls_up_closed_days_and_applies_retention_itself(db_url: str) -> None:
+    old = DAY1 - dt.timedelta(days=40)
+    record(db_url, segments(1, 16, ts=at(old, 1), ip=GB, ua=OVERCAST)
+           + segments(1, 16, ts=at(DAY1, 1), ip=US, ua=OVERCAST), now=NOW2)
+    db = open_database(db_url)
+    rec = Recorder(cfg_for(db_url, retention_days=30), clock=lambda: NOW3)
+    rec.start()  # its first pass runs at once
+    deadline = time.monotonic() + 20
+    while db.rolled_days() != {old.date().isoformat(), D1} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while {r[0] for r in db.dump()["hits"]} != {D1} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec.close()
+    assert db.rolled_days() == {old.date().isoformat(), D1}
+    assert {r[0] for r in db.dump()["hits"]} == {D1}
+    assert reports(db_url, NOW3).summary(old.date().isoformat(), D1)["downloads"] == 2
