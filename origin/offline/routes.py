@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import logging
 from typing import Any
 
 from aiohttp import hdrs, web
 
 from origin.app import MEDIA_KEY
-from origin.auth import bad_key_on_read, bearer_token
+from origin.auth import bad_key_on_read, bearer_token, key_matches
 from origin.errors import json_error, register_error
 from origin.http import headers as h
 from origin.http.cache_policy import ObjectClass
@@ -119,12 +118,7 @@ def _holds_write_key(request: web.Request) -> bool:
     here: private media needs a token, as at the download endpoint."""
     keys = request.app[CONFIG_KEY].security.api_keys
     token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
-    if not keys or token is None:
-        return False
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(token.encode(), key.encode())
-    return found
+    return bool(keys) and token is not None and key_matches(token, keys)
 
 
 def _representation(request: web.Request, plan: Plan, records: list[dict[str, Any]],
