@@ -11,7 +11,8 @@ from the store as they are sent.
 Private assets: each must be covered by a token the download endpoint would take
 (`?token=`; several may be given, and a prefix token covers every asset it names), or
 the request carries a write key (`Authorization: Bearer KEY`, with keys configured).
-Otherwise 403 before any byte, naming nothing but the first asset refused.
+Otherwise 403 before any byte, with the guard's own words (expired or invalid token,
+never which part failed), and the guard's throttling of failed checks.
 """
 
 from __future__ import annotations
