@@ -352,6 +352,7 @@ window.soriDashboard = {
   get summary() { return state.summary; },
   get report() { return state.report; },
   get asset() { return state.asset; },
+  get days() { return state.days; },
   /** Load again (e.g. after the test made more requests); settles once drawn. */
   reload: () => load(),
 };

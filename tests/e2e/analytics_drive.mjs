@@ -14,11 +14,14 @@
 //   (media requests, with their decoded CMCD= value), posts: [{url, body}] (to /v1/cmcd),
 //   pageErrors}.
 //
-// mode "dashboard": {"key"?: the write key to type when asked, "expectKey": bool,
-//   "viewports": [{"name", "width", "height", "mobile"}]}
-//   Opens /analytics per viewport; reads every chart back from the DOM: {views: {name:
-//   {status, keyPrompt, charts: {id: {bars: [{key, label, value}], aria}}, tiles,
-//   overflow: {scrollWidth, clientWidth}, screenshot}}}.
+// mode "dashboard": {"key"?: the write key to type when asked,
+//   "viewports": [{"name", "width", "height", "mobile"?, "csv"?: export, "period"?: days to
+//   switch to}]}
+//   Opens /analytics per viewport, types the key when the page asks for one, reads every
+//   chart back from the DOM: {views: {name: {statuses, errors, first (before the key), view:
+//   {status, keyPrompt, charts: {id: {bars: [{key, label, value, width, height}], aria,
+//   verdict, texts}}, tiles, overflow: {scrollWidth, clientWidth, overflowing}}, screenshot,
+//   csv, csvName, period}}}.
 //
 // Every context uses Chromium's user agent without "Headless" in it: a headless browser is a
 // bot to the OPAWG list the origin counts with, as it should be.
@@ -183,7 +186,7 @@ async function readDashboard(page) {
     const overflowing = [...document.querySelectorAll('body *')].filter((n) => {
       const r = n.getBoundingClientRect();
       return r.width > 0 && (r.right > rootEl.clientWidth + 1 || r.left < -1);
-    }).slice(0, 5).map((n) => `${n.tagName.toLowerCase()}#${n.id}.${n.className?.baseVal ?? n.className}`);
+    }).slice(0, 5).map((n) => `${n.tagName.toLowerCase()}#${n.id}.${n.className?.baseVal ?? n.className} ${Math.round(n.getBoundingClientRect().left)}+${Math.round(n.getBoundingClientRect().width)}`);
     return {
       status: window.soriDashboard?.status ?? null,
       keyPrompt: !document.querySelector('#key-needed').hidden,
@@ -234,6 +237,14 @@ async function dashboardView(browser, ua, view, out) {
       page.click('#csv')]);
     result.csv = download ? fs.readFileSync(await download.path(), 'utf8') : null;
     result.csvName = download?.suggestedFilename() ?? null;
+  }
+  // Another period: the reports are asked for again, a bar per day of it.
+  if (view.period && result.view.status === 'ready') {
+    await page.click(`[data-days="${view.period}"]`);
+    await page.waitForFunction((d) => window.soriDashboard.status === 'ready'
+      && window.soriDashboard.days === d && window.soriDashboard.report !== null, view.period, { timeout: 20000 }).catch(() => {});
+    const after = await readDashboard(page);
+    result.period = { days: view.period, bars: after.charts['chart-days'].bars, summary: await page.evaluate(() => window.soriDashboard.summary) };
   }
   out.views[view.name] = result;
   await ctx.close();
