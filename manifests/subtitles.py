@@ -77,6 +77,7 @@ def add_adaptation_set(period: ET.Element, p: Presentation, set_id: int) -> None
     aset = ET.SubElement(period, "AdaptationSet", {
         "id": str(set_id), "contentType": "text", "mimeType": "text/vtt", "lang": t.language,
     })
+    ET.SubElement(aset, "Label").text = t.name  # what dash.js and Shaka show as its name
     ET.SubElement(aset, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "subtitle"})
     rep = ET.SubElement(aset, "Representation", {"id": GROUP, "bandwidth": str(t.bandwidth)})
     ET.SubElement(rep, "BaseURL").text = t.whole_uri
