@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -151,37 +152,61 @@ def is_download(spans: list[tuple[float | None, float]], duration: float) -> boo
     return got > 0 and got >= threshold(duration) - 1e-6
 
 
-def count_day(day: str, hits: list[HitRow], events: list[EventRow]) -> DayFigures:
+@dataclass
+class _Listener:
+    """One (asset, client) of a day: what its counting requests received."""
+
+    spans: list[tuple[float | None, float]] = field(default_factory=list)
+    duration: float = 0.0
+    country: str | None = None
+    app: str | None = None
+
+
+def count_day(day: str, hits: Iterable[HitRow], events: Iterable[EventRow]) -> DayFigures:
+    """One pass over the rows (a database cursor's stream will do): what is kept is a
+    span list per (asset, client) and a state list per player session, not the rows."""
     out = DayFigures(day)
-    groups: dict[tuple[str, str], list[HitRow]] = defaultdict(list)
+    groups: dict[tuple[str, str], _Listener] = {}
+    sessions: dict[tuple[str, str], _Session] = defaultdict(_Session)
     for row in hits:
-        fig = out.assets.setdefault(row.asset, Figures())
-        fig.bytes += max(0, row.nbytes)
-        out.total.bytes += max(0, row.nbytes)
-        if counts(row):
-            groups[(row.asset, row.client)].append(row)
-            if row.rendition:
-                cell = out.renditions.setdefault((row.asset, row.rendition), [0.0, 0.0])
-                cell[0] += _seconds(row)
-                cell[1] += row.nbytes
+        fig = out.assets.get(row.asset)
+        if fig is None:
+            fig = out.assets[row.asset] = Figures()
+        nbytes = max(0, row.nbytes)
+        fig.bytes += nbytes
+        out.total.bytes += nbytes
+        if row.cmcd and row.kind not in EXCLUDED_KINDS:
+            _add_request(sessions, row)
+        if not counts(row):
+            continue
+        who = groups.get((row.asset, row.client))
+        if who is None:
+            who = groups[(row.asset, row.client)] = _Listener(country=row.country, app=row.app)
+        if row.t1 is not None:
+            who.spans.append((row.t0, row.t1))
+        if row.duration > who.duration:
+            who.duration = row.duration
+        if row.rendition:
+            cell = out.renditions.setdefault((row.asset, row.rendition), [0.0, 0.0])
+            cell[0] += _seconds(row)
+            cell[1] += row.nbytes
     listeners: set[str] = set()
-    for (asset, client), rows in groups.items():
-        duration = max(r.duration for r in rows)
-        spans = [(r.t0, r.t1) for r in rows if r.t1 is not None]
-        if not is_download(spans, duration):
+    for (asset, client), who in groups.items():
+        if not is_download(who.spans, who.duration):
             continue
         listeners.add(client)
         fig = out.assets[asset]
         fig.downloads += 1
         fig.listeners += 1
-        first = rows[0]
-        cc = (asset, first.country or UNKNOWN_COUNTRY)
+        cc = (asset, who.country or UNKNOWN_COUNTRY)
         out.countries[cc] = out.countries.get(cc, 0) + 1
-        app = (asset, first.app or UNKNOWN_APP)
+        app = (asset, who.app or UNKNOWN_APP)
         out.apps[app] = out.apps.get(app, 0) + 1
     out.total.downloads = sum(f.downloads for f in out.assets.values())
     out.total.listeners = len(listeners)
-    out.qoe = qoe(hits, events)
+    for e in events:
+        _add_event(sessions, e)
+    out.qoe = _judge_all(sessions)
     for asset in out.qoe:
         out.assets.setdefault(asset, Figures())
     return out
@@ -215,30 +240,41 @@ class _Session:
     mtp: list[float] = field(default_factory=list)
 
 
-def qoe(hits: list[HitRow], events: list[EventRow]) -> dict[str, Qoe]:
+def qoe(hits: Iterable[HitRow], events: Iterable[EventRow]) -> dict[str, Qoe]:
     sessions: dict[tuple[str, str], _Session] = defaultdict(_Session)
     for h in hits:
-        if h.kind in EXCLUDED_KINDS or not h.cmcd:
-            continue
-        data = _json(h.cmcd)
-        if not data:
-            continue
-        s = sessions[(h.asset, h.sid or "~" + h.client)]
-        s.requests.append((h.ts * 1000.0, data.get("su") is True))
-        if data.get("bs") is True:
-            s.starved += 1
-        _add_mtp(s, data)
+        if h.cmcd and h.kind not in EXCLUDED_KINDS:
+            _add_request(sessions, h)
     for e in events:
-        if e.kind in EXCLUDED_KINDS:
-            continue
-        data = _json(e.data)
-        s = sessions[(e.asset, e.sid or "~" + e.client)]
-        sta = state_of(data)
-        if sta is not None:
-            ts = data.get("ts")
-            when = float(ts) if isinstance(ts, int | float) and ts > 0 else e.ts * 1000.0
-            s.states.append((when, sta))
-        _add_mtp(s, data)
+        _add_event(sessions, e)
+    return _judge_all(sessions)
+
+
+def _add_request(sessions: dict[tuple[str, str], _Session], h: HitRow) -> None:
+    data = _json(h.cmcd)
+    if not data:
+        return
+    s = sessions[(h.asset, h.sid or "~" + h.client)]
+    s.requests.append((h.ts * 1000.0, data.get("su") is True))
+    if data.get("bs") is True:
+        s.starved += 1
+    _add_mtp(s, data)
+
+
+def _add_event(sessions: dict[tuple[str, str], _Session], e: EventRow) -> None:
+    if e.kind in EXCLUDED_KINDS:
+        return
+    data = _json(e.data)
+    s = sessions[(e.asset, e.sid or "~" + e.client)]
+    sta = state_of(data)
+    if sta is not None:
+        ts = data.get("ts")
+        when = float(ts) if isinstance(ts, int | float) and ts > 0 else e.ts * 1000.0
+        s.states.append((when, sta))
+    _add_mtp(s, data)
+
+
+def _judge_all(sessions: dict[tuple[str, str], _Session]) -> dict[str, Qoe]:
     out: dict[str, Qoe] = {}
     for (asset, _sid), s in sessions.items():
         q = out.setdefault(asset, Qoe())

@@ -25,7 +25,8 @@ def shift(day: str, days: int) -> str:
 
 
 def count_raw(db: Database, day: str, asset: str | None = None) -> DayFigures:
-    return count_day(day, db.hits(day, asset), db.events(day, asset))
+    events = db.events(day, asset)  # read first: the hits' stream holds the connection
+    return count_day(day, db.iter_hits(day, asset), events)
 
 
 def roll_up(db: Database, day: str) -> DayFigures:

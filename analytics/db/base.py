@@ -50,8 +50,12 @@ class Database:
     def _sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
+    def _stream_cursor(self, conn: Any) -> Any:
+        """A cursor that fetches rows as they are read (SQLite's always does)."""
+        return conn.cursor()
+
     @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _tx(self, stream: bool = False) -> Iterator[Any]:
         """A cursor in one transaction: committed at the end, rolled back on error; errors
         of an unreachable or busy database become DatabaseDown (and the connection is
         dropped, to be made again on the next call)."""
@@ -65,7 +69,7 @@ class Database:
                         conn.close()
                         raise
                     self._conn = conn
-                cur = self._conn.cursor()
+                cur = self._stream_cursor(self._conn) if stream else self._conn.cursor()
                 try:
                     yield cur
                     self._conn.commit()
@@ -116,14 +120,22 @@ class Database:
                 cur.execute(self._sql("DELETE FROM rolled WHERE day = ?"), (day,))
 
     def hits(self, day: str, asset: str | None = None) -> list[HitRow]:
+        return list(self.iter_hits(day, asset))
+
+    def iter_hits(self, day: str, asset: str | None = None,
+                  chunk: int = 5000) -> Iterator[HitRow]:
+        """The day's rows a chunk at a time (an open day can hold millions); the
+        connection is this iterator's until it is exhausted or closed."""
         cols = ", ".join(schema.HIT_COLUMNS)
-        with self._tx() as cur:
+        with self._tx(stream=True) as cur:
             if asset is None:
                 cur.execute(self._sql(f"SELECT {cols} FROM hits WHERE day = ?"), (day,))
             else:
                 cur.execute(self._sql(f"SELECT {cols} FROM hits WHERE day = ? AND asset = ?"),
                             (day, asset))
-            return [HitRow(*r) for r in cur.fetchall()]
+            make = HitRow._make
+            while rows := cur.fetchmany(chunk):
+                yield from map(make, rows)
 
     def events(self, day: str, asset: str | None = None) -> list[EventRow]:
         cols = ", ".join(schema.EVENT_COLUMNS)

@@ -30,6 +30,10 @@ class PostgresDatabase(Database):
                 cur.execute(statement)
         conn.commit()
 
+    def _stream_cursor(self, conn: Any) -> Any:
+        # a server-side cursor: an open day's rows come over in chunks, not all at once
+        return conn.cursor(name="sori_analytics_stream")
+
     def _lock_day(self, cur: Any, day: str) -> None:
         # without it, two connections replacing one day's rows deadlock on the keys
         ordinal = dt.date.fromisoformat(day).toordinal()

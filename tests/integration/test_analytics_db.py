@@ -348,24 +348,54 @@ def test_csv_of_both_reports(db_url: str) -> None:
 
 # --- a database that is down or slow ----------------------------------------------------
 
-def test_unreachable_database_drops_and_counts_while_submit_stays_fast() -> None:
-    url = f"postgresql://postgres@127.0.0.1:{pg_support._free_port()}/nothing"  # closed port
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word: a database that hangs."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("kind", ["closed port", "never answers"])
+def test_unreachable_database_drops_and_counts_while_submit_stays_fast(
+        kind: str, request: pytest.FixtureRequest) -> None:
+    port = (pg_support._free_port() if kind == "closed port"
+            else request.getfixturevalue("silent_server"))
+    url = f"postgresql://postgres@127.0.0.1:{port}/nothing"
     rec = Recorder(cfg_for(url, queue_size=100, batch_size=10), clock=lambda: NOW2)
     rec.start()
     worst = 0.0
     results = []
+    t0 = time.perf_counter()
     for h in segments(1, 2000, ts=at(DAY2, 1), ip=GB, ua=OVERCAST):
         t = time.perf_counter()
         results.append(rec.submit(h))
         worst = max(worst, time.perf_counter() - t)
-    assert worst < 0.005, f"submit took {worst * 1000:.2f} ms"
+    total = time.perf_counter() - t0
+    # never a wait on the database (its connect timeout is seconds): only the GIL's
+    # switch interval (5 ms) when the writer thread runs, on a loaded machine a few times
+    assert total < 0.5 and worst < 0.1, (total, worst)
     assert results.count(True) <= 100 + 10
-    time.sleep(0.5)
-    assert rec.down
+    if kind == "closed port":
+        time.sleep(0.5)
+        assert rec.down
+    t = time.perf_counter()
     rec.close(timeout=1.0)
+    assert time.perf_counter() - t < 1.0 + 3.0 + 1.0  # close's wait + a connect timeout at most
+    deadline = time.monotonic() + 5  # a batch the writer held in a hung connect: counted
+    while rec.counts()["dropped"] < 2000 and time.monotonic() < deadline:  # when it gives up
+        time.sleep(0.05)
     c = rec.counts()
-    assert c["written"] == 0 and c["errors"] >= 1
+    assert c["written"] == 0
     assert c["dropped"] == 2000, c  # every one: refused at the queue, or lost at close
+    if kind == "closed port":
+        assert c["errors"] >= 1
 
 
 def test_sqlite_locked_by_another_writer_waits_and_writes_later(tmp_path: Any) -> None:
