@@ -7,10 +7,9 @@ ranges reassembles it; validators hold; every bad request is a 4xx before any by
 private assets need a token each; and the origin's memory stays flat while it sends a
 bundle of a two-hour asset.
 
-Transcripts: the packager's transcript output (issue 14, another module) puts
-`transcript`, `transcript_text` and `chapters` URLs in the record, pointing at objects in
-the version directory. Until every asset here is packaged with one, the fixture adds such
-objects and fields to one asset the same way, which is all the bundle reads.
+The speech asset is packaged with a JSON transcript (cues and a chapter), so its
+record names the transcript's .vtt and .txt and the chapters JSON, which the bundle
+carries beside the audio.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from test_api_support import PACKAGER, make_speech
 
 from origin.app import create_app
 from packager.pipeline import package
+from packager.transcript.parse import parse
 from settings import Config, OriginConfig, SecurityConfig
 from signing.tokens import mint
 from storage.base import Store
@@ -48,9 +48,9 @@ KEYS = {"k1": "a-signing-secret-for-offline-tests-01"}
 WRITE_KEY = "offline-write-key"
 TALK, CLIP, SECRET, SECRET2 = "talk-1", "clip-1", "secret-1", "secret-2"
 MAX_ASSETS = 4
-TRANSCRIPT_VTT = b"WEBVTT\n\n00:00.000 --> 00:02.000\nSori packages spoken words.\n"
-TRANSCRIPT_TXT = b"Sori packages spoken words.\n"
-CHAPTERS = b'[{"chapter": 1, "start-time": 0, "titles": [{"title": "Intro"}]}]\n'
+TRANSCRIPT = json.dumps({"language": "en", "chapters": [{"start": 0, "title": "Intro"}],
+                         "cues": [{"start": 0.0, "end": 1.5, "text": "Sori packages"},
+                                  {"start": 1.5, "end": 3.0, "text": "spoken words."}]}).encode()
 
 
 def _unzip_t(path: Path) -> str:
@@ -85,15 +85,8 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     store = LocalStore(root / "store")
 
     async def run() -> None:
-        rec = await package(speech, store, PACKAGER, asset_id=TALK, title="Talk <one> & more")
-        vdir = f"{TALK}/v/{rec['version']}"
-        for name, data in (("transcript.vtt", TRANSCRIPT_VTT), ("transcript.txt", TRANSCRIPT_TXT),
-                           ("chapters.json", CHAPTERS)):
-            await store.put_bytes(f"{vdir}/{name}", data, "application/octet-stream")
-        rec.update(transcript=f"/assets/{vdir}/transcript.vtt",
-                   transcript_text=f"/assets/{vdir}/transcript.txt",
-                   chapters=f"/assets/{vdir}/chapters.json")
-        await store.put_bytes(f"{TALK}/asset.json", json.dumps(rec).encode(), "application/json")
+        await package(speech, store, PACKAGER, asset_id=TALK, title="Talk <one> & more",
+                      transcript=parse(TRANSCRIPT, "talk.json"))
         await package(video, store, PACKAGER, asset_id=CLIP, title="Clip")
         await package(speech, store, PACKAGER, asset_id=SECRET, access="private")
         await package(speech, store, PACKAGER, asset_id=SECRET2, access="private")
@@ -179,14 +172,22 @@ async def test_every_member_equals_the_store_and_the_bundle_never_changes(
 
     talk, clip = origin.record(TALK), origin.record(CLIP)
     tdir = f"{TALK}/v/{talk['version']}"
+
+    def behind(rec: dict[str, Any], field: str) -> bytes:
+        asset_id = rec["id"]
+        return origin.objects[f"{asset_id}/{rec[field].split(f'/{asset_id}/', 1)[1]}"]
+
     expected = {
         f"{TALK}/asset.json": None, f"{TALK}/{TALK}.m4a": origin.download(TALK),
-        f"{TALK}/transcript.vtt": TRANSCRIPT_VTT, f"{TALK}/transcript.txt": TRANSCRIPT_TXT,
-        f"{TALK}/chapters.json": CHAPTERS,
+        f"{TALK}/transcript.vtt": behind(talk, "transcript"),
+        f"{TALK}/transcript.txt": behind(talk, "transcript_text"),
+        f"{TALK}/chapters.json": behind(talk, "chapters"),
         f"{CLIP}/asset.json": None, f"{CLIP}/{CLIP}.mp4": origin.download(CLIP),
-        f"{CLIP}/poster.jpg": origin.objects[f"{CLIP}/{clip['poster'].split(f'/{CLIP}/', 1)[1]}"],
+        f"{CLIP}/poster.jpg": behind(clip, "poster"),
     }
-    assert origin.objects[f"{tdir}/transcript.vtt"] == TRANSCRIPT_VTT
+    assert expected[f"{TALK}/transcript.vtt"].startswith(b"WEBVTT")
+    assert b"spoken words." in expected[f"{TALK}/transcript.txt"]
+    assert b"Intro" in expected[f"{TALK}/chapters.json"]
     with zipfile.ZipFile(path) as z:
         assert z.testzip() is None
         names = z.namelist()
@@ -292,29 +293,41 @@ async def test_conditional_requests_and_unsatisfiable_ranges(origin: Origin) -> 
 
 async def test_a_rendition_bundle_carries_that_renditions_track(origin: Origin,
                                                                 tmp_path: Path) -> None:
+    """An AAC rung and the Opus data-saver rung, each as one fragmented MP4 that ffmpeg
+    reads whole, for two assets at once (one of them private, with its token)."""
     rec = origin.record(TALK)
-    rung = rec["renditions"][0]["id"]
-    status, headers, body = await origin.get(f"/v1/offline?assets={TALK}&rendition={rung}")
-    assert status == 200, body[:300]
-    assert headers["Content-Disposition"] == f'attachment; filename="{TALK}.{rung}.zip"'
-    path = tmp_path / "r.zip"
-    path.write_bytes(body)
-    _unzip_t(path)
-    vdir = f"{TALK}/v/{rec['version']}/{rung}"
-    segments = sorted(k for k in origin.objects if k.startswith(f"{vdir}/seg_"))
-    assert len(segments) >= 2
-    track = origin.objects[f"{vdir}/init.mp4"] + b"".join(origin.objects[k] for k in segments)
-    with zipfile.ZipFile(path) as z:
-        assert z.read(f"{TALK}/{TALK}.{rung}.m4a") == track
-        assert json.loads(z.read("index.json"))["rendition"] == rung
-    boxes = _top_level_boxes(track)
-    assert boxes[:2] == ["ftyp", "moov"] and "moof" in boxes
-    # ffmpeg reads the track as a whole file, for the asset's whole duration
-    (tmp_path / "t.m4a").write_bytes(track)
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
-                            "-of", "csv=p=0", str(tmp_path / "t.m4a")],
-                           capture_output=True, text=True, check=True)
-    assert abs(float(probe.stdout) - rec["duration"]) < 0.2
+    kinds = {r["id"]: r["codecs"] for r in rec["renditions"]}
+    assert kinds.get("saver") == "opus", kinds  # the data-saver rung is on by default
+    for rung, codec in ((rec["renditions"][0]["id"], "aac"), ("saver", "opus")):
+        status, headers, body = await origin.get(
+            f"/v1/offline?assets={TALK},{SECRET}&rendition={rung}&token={_token(SECRET)}")
+        assert status == 200, body[:300]
+        assert headers["Content-Disposition"] == \
+            f'attachment; filename="{TALK}-and-1-more.{rung}.zip"'
+        path = tmp_path / f"{rung}.zip"
+        path.write_bytes(body)
+        _unzip_t(path)
+        for asset_id in (TALK, SECRET):
+            arec = origin.record(asset_id)
+            vdir = f"{asset_id}/v/{arec['version']}/{rung}"
+            segments = sorted(k for k in origin.objects if k.startswith(f"{vdir}/seg_"))
+            assert len(segments) >= 2
+            track = origin.objects[f"{vdir}/init.mp4"] + b"".join(origin.objects[k]
+                                                                  for k in segments)
+            with zipfile.ZipFile(path) as z:
+                assert z.read(f"{asset_id}/{asset_id}.{rung}.m4a") == track
+                assert json.loads(z.read("index.json"))["rendition"] == rung
+            boxes = _top_level_boxes(track)
+            assert boxes[:2] == ["ftyp", "moov"] and "moof" in boxes
+            # ffmpeg reads the track as a whole file, for the asset's whole duration
+            (tmp_path / "t.m4a").write_bytes(track)
+            probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                                    "format=duration:stream=codec_name", "-of", "json",
+                                    str(tmp_path / "t.m4a")],
+                                   capture_output=True, text=True, check=True)
+            info = json.loads(probe.stdout)
+            assert info["streams"][0]["codec_name"] == codec
+            assert abs(float(info["format"]["duration"]) - arec["duration"]) < 0.2
 
 
 # --- bad requests ------------------------------------------------------------------------------
