@@ -158,8 +158,8 @@ async def _collect(request: web.Request, collector: Collector) -> web.Response:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return json_error(400, "the report body is not UTF-8 text")
-        lines = cmcd.report_lines(text)
-        if len(text.splitlines()) > 2 * cmcd.MAX_REPORTS and len(lines) >= cmcd.MAX_REPORTS:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(lines) > cmcd.MAX_REPORTS:
             return json_error(413, f"at most {cmcd.MAX_REPORTS} reports a request")
     query = request.query.get("CMCD")
     if query is not None:

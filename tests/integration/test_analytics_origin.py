@@ -385,9 +385,9 @@ def test_a_cmcd_v2_report_post_gives_startup_and_rebuffering(site: Site) -> None
 
 
 def _post_cmcd(site: Site, body: bytes, *, query: str = "", ctype: str = "text/cmcd",
-               key: str | None = None) -> Response:
+               key: str | None = None, xff: str = "203.0.113.21") -> Response:
     headers = {"Content-Type": ctype, "User-Agent": UA_CHROME,
-               "X-Forwarded-For": "203.0.113.21", "Origin": "https://player.example",
+               "X-Forwarded-For": xff, "Origin": "https://player.example",
                "Content-Length": str(len(body))}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
@@ -417,6 +417,7 @@ def test_the_collector_preflight_lets_another_origin_post(site: Site) -> None:
     (b"\xff\xfe\x00garbage", "text/cmcd", 400),
     (b'{"sid": "x"}', "application/json", 415),
     (b"", "text/cmcd", 400),
+    ("\n".join(['e=ps,sta=p,sid="many",cid="ep40"'] * 101).encode(), "text/cmcd", 413),
 ])
 def test_bad_cmcd_bodies_are_4xx(site: Site, body: bytes, ctype: str, status: int) -> None:
     r = _post_cmcd(site, body, ctype=ctype)
@@ -429,6 +430,15 @@ def test_the_collector_needs_no_key_but_a_wrong_one_changes_nothing(site: Site) 
     line = _cmcd(e="ps", sta="s", sid="k", cid=EP40, ts=1).encode()
     assert _post_cmcd(site, line).status == 204
     assert _post_cmcd(site, line, key="a-wrong-key").status == 204
+
+
+def test_the_collector_limits_the_reports_of_an_address(site: Site) -> None:
+    body = "\n".join([_cmcd(e="t", sid="busy", cid=EP40, bl=1000)] * 100).encode()
+    for _ in range(12):  # 1,200 reports a minute are taken
+        assert _post_cmcd(site, body, xff="203.0.113.99").status == 204
+    r = _post_cmcd(site, body, xff="203.0.113.99")
+    assert r.status == 429 and "error" in json.loads(r.body)
+    assert _post_cmcd(site, body, xff="203.0.113.98").status == 204  # another address
 
 
 # --- privacy ------------------------------------------------------------------------------------
