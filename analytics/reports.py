@@ -31,7 +31,7 @@ from typing import Any
 
 from analytics.counting import DayFigures, Qoe, median
 from analytics.db import Database
-from analytics.rollup import count_raw, roll_up, utc_day
+from analytics.rollup import count_raw, roll_up, shift, unrolled, utc_day
 
 SUMMARY_CSV = ("day", "asset", "downloads", "listeners", "bytes")
 ASSET_CSV = ("day", "downloads", "listeners", "bytes", "sessions", "rebuffers",
@@ -88,9 +88,8 @@ class Reports:
         lo, hi = start.isoformat(), end.isoformat()
         out: list[DayFigures] = []
         found = self.db.read_days(lo, min(hi, today), asset)
-        missing = [d for d in self.db.raw_days() if lo <= d <= hi and d < today
-                   and d not in found]
-        for day in missing:
+        yesterday = shift(today, -1)
+        for day in unrolled(self.db, lo, min(hi, yesterday)) if lo <= yesterday else ():
             fig = roll_up(self.db, day)
             found[day] = fig if asset is None else count_raw(self.db, day, asset)
         if lo <= today <= hi:

@@ -35,10 +35,26 @@ def roll_up(db: Database, day: str) -> DayFigures:
     return fig
 
 
-def roll_up_closed(db: Database, today: str) -> list[str]:
-    """Roll up every day before `today` that has raw rows and no roll-up yet."""
+def unrolled(db: Database, first: str, last: str) -> list[str]:
+    """Days in [first, last] with raw rows and no roll-up (index probes, day by day)."""
     done = db.rolled_days()
-    todo = [d for d in db.raw_days() if d < today and d not in done]
+    out = []
+    day = first
+    while day <= last:
+        if day not in done and db.has_raw(day):
+            out.append(day)
+        day = shift(day, 1)
+    return out
+
+
+def roll_up_closed(db: Database, today: str, retention_days: int) -> list[str]:
+    """Roll up every day before `today` that has raw rows and no roll-up yet: the days
+    the retention keeps, probed one by one, and any older day (a late import) found by
+    a range scan of the tables' old end."""
+    cutoff = shift(today, -retention_days)
+    done = db.rolled_days()
+    todo = [d for d in db.raw_days(cutoff) if d not in done]
+    todo += unrolled(db, cutoff, shift(today, -1))
     for day in todo:
         roll_up(db, day)
     return todo
@@ -49,7 +65,7 @@ def maintain(db: Database, retention_days: int, now: float | None = None) -> dic
     than the retention (never before their day is rolled up) and salts of days before
     yesterday."""
     today = utc_day(time.time() if now is None else now)
-    rolled = roll_up_closed(db, today)
+    rolled = roll_up_closed(db, today, retention_days)
     deleted = db.delete_raw_before(shift(today, -retention_days))
     salts = db.delete_salts_before(shift(today, -1))
     return {"rolled": len(rolled), "raw_deleted": deleted, "salts_deleted": salts}

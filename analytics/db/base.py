@@ -147,10 +147,23 @@ class Database:
                             (day, asset))
             return [EventRow(*r) for r in cur.fetchall()]
 
-    def raw_days(self) -> list[str]:
+    def raw_days(self, before: str) -> list[str]:
+        """Days before `before` with raw rows (a range scan: cheap for the old end of the
+        tables, where retention leaves nothing but late imports)."""
         with self._tx() as cur:
-            cur.execute("SELECT DISTINCT day FROM hits UNION SELECT DISTINCT day FROM events")
+            cur.execute(self._sql("SELECT DISTINCT day FROM hits WHERE day < ? UNION "
+                                  "SELECT DISTINCT day FROM events WHERE day < ?"),
+                        (before, before))
             return sorted(r[0] for r in cur.fetchall())
+
+    def has_raw(self, day: str) -> bool:
+        """Whether the day has raw rows: two index probes."""
+        with self._tx() as cur:
+            for table in ("hits", "events"):
+                cur.execute(self._sql(f"SELECT 1 FROM {table} WHERE day = ? LIMIT 1"), (day,))
+                if cur.fetchone() is not None:
+                    return True
+            return False
 
     def delete_raw_before(self, day: str) -> int:
         with self._tx() as cur:
