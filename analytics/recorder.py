@@ -60,6 +60,8 @@ class Recorder:
         self._dropped_writer = 0  # by the writer
         self._errors = 0  # by the writer: failed attempts, unreadable events
         self._rejected = 0  # by the writer: reports with nothing countable in them
+        self._dropped_close = 0  # by close(): still queued when the wait was over
+        self._db_lock = threading.Lock()
         self._last_maintain = 0.0
         self.down = False  # the last attempt found the database unreachable
 
@@ -96,7 +98,7 @@ class Recorder:
 
     @property
     def dropped(self) -> int:
-        return self._dropped_full + self._dropped_writer
+        return self._dropped_full + self._dropped_writer + self._dropped_close
 
     @property
     def errors(self) -> int:
@@ -137,10 +139,7 @@ class Recorder:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=max(0.5, timeout))
-        left = len(self._queue)
-        if left:
-            self._queue.clear()
-            self._dropped_writer += left
+        self._dropped_close += len(self._take_all())
         if self._db is not None and (thread is None or not thread.is_alive()):
             self._db.close()
 
@@ -158,7 +157,7 @@ class Recorder:
         return True
 
     def _processed(self) -> int:
-        return self._written + self._dropped_writer + self._rejected
+        return self._written + self._dropped_writer + self._dropped_close + self._rejected
 
     def put(self, item: Item, timeout: float = 60.0) -> bool:
         """For a log import: queue, waiting (up to `timeout`) for room instead of dropping."""
@@ -173,9 +172,10 @@ class Recorder:
     # --- the writer ---------------------------------------------------------------------
 
     def _database(self) -> Database:
-        if self._db is None:
-            self._db = open_database(self.cfg.database)
-        return self._db
+        with self._db_lock:
+            if self._db is None:
+                self._db = open_database(self.cfg.database)
+            return self._db
 
     def _run(self) -> None:
         backoff = 0.0
