@@ -26,6 +26,18 @@ UTC_SCHEME = "urn:mpeg:dash:utc:http-iso:2014"
 
 
 @dataclass(frozen=True)
+class LiveText:
+    """A live stream's WebVTT segments (issue 14): `dir` relative to the asset root,
+    `spans` (start, duration) in `timescale` ticks of each one written so far."""
+
+    dir: str
+    timescale: int
+    spans: tuple[tuple[int, int], ...]
+    nominal: int  # ticks of a segment, for @duration while none is written (no empty timeline)
+    language: str = "und"
+
+
+@dataclass(frozen=True)
 class LiveRepresentation:
     id: str
     bandwidth: int  # upper bound while live
@@ -53,6 +65,28 @@ def _timeline(parent: ET.Element, spans: list[tuple[int, int]]) -> None:
         expected = t + d
 
 
+def _text_set(period: ET.Element, text: LiveText) -> None:
+    """The subtitles AdaptationSet of a live stream: its WebVTT segments, numbered and
+    timed as the media segments, listed once written (no early availability: a text
+    segment exists only once its media segment is complete). Segmented WebVTT through a
+    SegmentTemplate is the live form Shaka reads; the sealed MPD switches to the one
+    side-loaded file of manifests.subtitles, which dash.js reads too."""
+    aset = ET.SubElement(period, "AdaptationSet", {
+        "id": "1", "contentType": "text", "mimeType": "text/vtt", "lang": text.language,
+    })
+    ET.SubElement(aset, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "subtitle"})
+    rep = ET.SubElement(aset, "Representation", {"id": "subs", "bandwidth": "256"})
+    tpl = ET.SubElement(rep, "SegmentTemplate", {
+        "timescale": str(text.timescale),
+        "media": f"{text.dir}/{layout.SUBTITLE_SEGMENT_TEMPLATE}",
+        "startNumber": "1",
+    })
+    if text.spans:
+        _timeline(tpl, list(text.spans))
+    else:
+        tpl.set("duration", str(text.nominal))
+
+
 def _xs_datetime(epoch: float) -> str:
     t = dt.datetime.fromtimestamp(epoch, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
@@ -61,7 +95,8 @@ def _xs_datetime(epoch: float) -> str:
 def live_mpd(reps: Iterable[LiveRepresentation], *, start: float, published: float,
              segment: float, part: float, latency_target: float, utc_url: str,
              title: str = "",
-             timelines: dict[str, list[tuple[int, int]]] | None = None) -> str:
+             timelines: dict[str, list[tuple[int, int]]] | None = None,
+             text: LiveText | None = None) -> str:
     """A dynamic MPD; `start` is the wall clock of media time 0 (availabilityStartTime),
     `segment` and `part` the nominal durations in seconds. With `timelines` (representation
     id -> (start, duration) ticks of every segment so far, the one in progress and the next
@@ -115,6 +150,8 @@ def live_mpd(reps: Iterable[LiveRepresentation], *, start: float, published: flo
             tpl.set("duration", str(round(segment * r.sample_rate)))
         else:
             _timeline(tpl, timelines.get(r.id, []))
+    if text is not None:
+        _text_set(period, text)
     ET.SubElement(root, "UTCTiming", {"schemeIdUri": UTC_SCHEME, "value": utc_url})
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

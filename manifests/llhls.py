@@ -190,11 +190,53 @@ def sealed_media_playlist(r: Rendition, target: int, start: float) -> str:
     return "\n".join(lines)
 
 
-def live_multivariant(variants: Iterable[tuple[str, int, str]]) -> str:
+def live_multivariant(variants: Iterable[tuple[str, int, str]],
+                      subtitles: str | None = None) -> str:
     """The multivariant playlist while live: (media playlist URI, BANDWIDTH upper bound,
-    CODECS) per rung, lowest first. Measured values replace it at sealing."""
+    CODECS) per rung, lowest first. Measured values replace it at sealing. `subtitles`:
+    the URI of the stream's WebVTT playlist (issue 14), declared as at sealing
+    (manifests.subtitles: group "subs", SUBTITLES= on every variant)."""
     lines = [tags.EXTM3U, f"{tags.VERSION}:{tags.PLAYLIST_VERSION}", tags.INDEPENDENT_SEGMENTS]
+    group = ""
+    if subtitles is not None:
+        lines.append(live_subtitles_media(subtitles))
+        group = f',SUBTITLES="{SUBTITLES_GROUP}"'
     for uri, bandwidth, codecs in sorted(variants, key=lambda v: v[1]):
-        lines.append(f'{tags.STREAM_INF}:BANDWIDTH={bandwidth},CODECS="{codecs}"')
+        lines.append(f'{tags.STREAM_INF}:BANDWIDTH={bandwidth},CODECS="{codecs}"{group}')
         lines.append(uri)
+    return "\n".join(lines) + "\n"
+
+
+# --- the subtitles rendition of a live stream (issue 14) --------------------------------
+
+SUBTITLES_GROUP = "subs"  # manifests.subtitles.GROUP: the same group live and sealed
+
+
+def live_subtitles_media(uri: str, name: str = "Transcript", language: str = "und") -> str:
+    """The EXT-X-MEDIA of a live stream's subtitles (AUTOSELECT, not DEFAULT: a player
+    shows them when its user asks, as for VOD)."""
+    return (f'{tags.MEDIA}:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP}",NAME="{name}",'
+            f'LANGUAGE="{language}",DEFAULT=NO,AUTOSELECT=YES,URI="{uri}"')
+
+
+def live_subtitles_playlist(durations: Iterable[float], timing: LiveTiming, *,
+                            first_number: int = 1) -> str:
+    """The WebVTT media playlist of a live stream: an EVENT playlist of one segment per
+    completed media segment (same number, same EXTINF), no parts (players load text by
+    segment), and blocking reload by _HLS_msn (EXT-X-SERVER-CONTROL), so a player asking
+    for the next segment is answered the moment it is written."""
+    lines = [
+        tags.EXTM3U,
+        f"{tags.VERSION}:{LIVE_VERSION}",
+        f"{tags.TARGETDURATION}:{timing.target_duration}",
+        f"{tags.MEDIA_SEQUENCE}:{first_number}",
+        f"{tags.PLAYLIST_TYPE}:EVENT",
+        f"{tags.SERVER_CONTROL}:CAN-BLOCK-RELOAD=YES,HOLD-BACK={timing.hold_back:g}",
+    ]
+    durations = list(durations)
+    if durations:
+        lines.append(f"{tags.PROGRAM_DATE_TIME}:{format_pdt(timing.start)}")
+    for i, seconds in enumerate(durations):
+        lines.append(f"{tags.EXTINF}:{format_duration(seconds)},")
+        lines.append(layout.subtitle_segment_name(first_number + i))
     return "\n".join(lines) + "\n"

@@ -167,7 +167,8 @@ def cmd_live(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _fail(f"--url: {url!r} is not an http:// or https:// URL", EXIT_BAD_INPUT)
     api_key = args.api_key or os.environ.get("SORI_API_KEY") or None
     try:
-        rec = asyncio.run(_push_live(args, Path(args.input).absolute(), cfg, url, api_key))
+        cues = _live_cues(args.transcript) if args.transcript else None
+        rec = asyncio.run(_push_live(args, Path(args.input).absolute(), cfg, url, api_key, cues))
     except InvalidInput as e:
         return _fail(str(e), EXIT_BAD_INPUT)
     except _Unreachable as e:
@@ -186,8 +187,31 @@ def cmd_live(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return EXIT_OK
 
 
+def _live_cues(name: str) -> list[dict[str, Any]]:
+    """`sori live --transcript FILE`: its cues as the X-Sori-Cues JSON objects, in time
+    order (seconds of the input's audio, which is the stream's audio: it is sent whole)."""
+    from packager.transcript.cues import MAX_BYTES, TranscriptError
+    from packager.transcript.parse import parse
+
+    try:
+        with Path(name).open("rb") as f:
+            t = parse(f.read(MAX_BYTES + 1), Path(name).name)
+    except OSError as e:
+        raise TranscriptError(f"cannot read {name}: {e.strerror or e}") from None
+    marks = {c.start: c.title for c in t.chapters}
+    out = []
+    for c in t.cues:
+        item: dict[str, Any] = {"text": c.text, "start": c.start / 1000, "end": c.end / 1000}
+        title = c.chapter or marks.get(c.start)
+        if title:
+            item["chapter"] = title
+        out.append(item)
+    return out
+
+
 async def _push_live(args: argparse.Namespace, path: Path, cfg: config_mod.Config, url: str,
-                     api_key: str | None) -> dict[str, Any]:
+                     api_key: str | None,
+                     cues: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Probe, decode to s16le PCM as a stream, create the live asset once audio has come
     out (so a bad input creates nothing), send it chunk by chunk, end it: the final ASSET."""
     from urllib.parse import urljoin
@@ -221,7 +245,8 @@ async def _push_live(args: argparse.Namespace, path: Path, cfg: config_mod.Confi
             try:
                 live = await stack.enter_async_context(LiveClient(
                     url, args.id, title=args.title or path.stem, format=fmt.as_format(),
-                    api_key=api_key, access="private" if args.private else None))
+                    api_key=api_key, access="private" if args.private else None,
+                    transcript=cues is not None))
             except LiveError as e:
                 if e.status is None:
                     raise _Unreachable(str(e)) from None
@@ -231,10 +256,14 @@ async def _push_live(args: argparse.Namespace, path: Path, cfg: config_mod.Confi
             print(f"sori: live at {urljoin(url + '/', str(live.asset.get('hls', '')))}",
                   file=sys.stderr)
             pacer = Pacer() if args.realtime else None
+            pending = list(cues or [])  # each goes with the chunk its audio starts in
             while chunk:
                 if pacer is not None:
                     await pacer.wait(fmt.seconds(live.bytes_sent))
-                await live.send(chunk)
+                until = fmt.seconds(live.bytes_sent + len(chunk))
+                due = [c for c in pending if c["start"] < until]
+                pending = pending[len(due):]
+                await live.send(chunk, cues=due or None)
                 chunk = await _read_chunk(proc.stdout, size)
             code = await proc.wait()
             rec = await live.end()
@@ -335,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--chunk-ms", type=int, default=200,
                     help="milliseconds of audio per chunk (default 200)")
     lv.add_argument("--api-key", help="write key (default: $SORI_API_KEY)")
+    lv.add_argument("--transcript", metavar="FILE",
+                    help="what INPUT says, timed (WebVTT, SRT or JSON, as for sori package): "
+                         "each cue is sent with the chunk its audio starts in, and becomes "
+                         "live captions and the sealed asset's transcript")
     lv.add_argument("--private", action="store_true",
                     help="playable only through signed URLs (sori sign)")
     lv.add_argument("--config", dest="sub_config", help=argparse.SUPPRESS)

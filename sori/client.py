@@ -6,6 +6,11 @@
         await live.send(pcm)                  # POST /v1/live/talk-1/chunks?seq=0, 1, 2, ...
         record = await live.end()             # POST /v1/live/talk-1/end: the sealed ASSET
 
+With `transcript=True` the stream carries text (issue 14): `send(pcm, text="Hello.")` says
+what that chunk's audio speaks (header X-Sori-Text), `send(pcm, cues=[{"text", "start",
+"end"}])` sends cues timed in seconds of the audio sent so far (header X-Sori-Cues); the
+origin publishes them as live captions and seals them into transcript.vtt.
+
 Entering creates the live asset (`create=False` attaches to one that exists, from `seq`).
 A block left normally without `end()` ends the stream. A block left by an exception (or a
 cancellation) leaves the stream open: the origin seals it once its producer has been silent
@@ -36,6 +41,8 @@ MAX_CHUNK_BYTES = 8 * 1024 * 1024  # the origin answers 413 above this
 # The raw-PCM rates the origin accepts (packager/live/formats.py PCM_RATES; a test keeps
 # the two equal without this module importing the packager).
 PCM_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+TEXT_HEADER = "X-Sori-Text"  # origin/live/ingest.py: a chunk's text, percent-encoded UTF-8
+CUES_HEADER = "X-Sori-Cues"  # ... cues timed on the stream's audio, percent-encoded JSON
 Json = dict[str, Any]
 
 
@@ -115,7 +122,7 @@ class LiveClient:
 
     def __init__(self, base_url: str, asset_id: str | None = None, *, title: str | None = None,
                  format: Json | None = None, api_key: str | None = None, create: bool = True,
-                 access: str | None = None,
+                 access: str | None = None, transcript: bool = False,
                  seq: int = 0, session: aiohttp.ClientSession | None = None,
                  attempts: int = 6, backoff: float = 0.2, timeout: float = 30.0,
                  seal_timeout: float = 300.0) -> None:
@@ -129,6 +136,7 @@ class LiveClient:
         self.bytes_sent = 0
         self._create, self._title, self._format = create, title, format
         self._access = access  # "public" / "private"; None: the origin's default (public)
+        self._transcript = transcript  # the stream carries text (send(text=, cues=))
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session, self._own_session = session, session is None
         self._attempts, self._backoff = max(1, attempts), backoff
@@ -142,7 +150,8 @@ class LiveClient:
         try:
             if self._create:
                 body: Json = {"id": self.asset_id, "title": self._title, "format": self._format,
-                              "access": self._access}
+                              "access": self._access,
+                              "transcript": True if self._transcript else None}
                 status, rec = await self._call(
                     "POST", "/v1/live", json={k: v for k, v in body.items() if v is not None})
                 if status == 409 and self._retried and self.asset_id:
@@ -170,8 +179,11 @@ class LiveClient:
         finally:
             await self._close()
 
-    async def send(self, data: bytes) -> Json:
-        """Append one chunk as `seq`; the origin's acknowledgement (`{"seq", "duplicate"...}`)."""
+    async def send(self, data: bytes, *, text: str | None = None,
+                   cues: list[Json] | Json | None = None) -> Json:
+        """Append one chunk as `seq`; the origin's acknowledgement (`{"seq", "duplicate"...}`).
+        `text`: what this chunk's audio says; `cues`: text timed in seconds of the stream's
+        audio (see the module docstring)."""
         if self.record is not None:
             raise LiveError(f"{self.asset_id}: the stream has ended", 409)
         if not data:
@@ -182,7 +194,12 @@ class LiveClient:
         if fmt.get("codec") == "pcm_s16le" and len(data) % (2 * int(fmt.get("channels") or 1)):
             raise ValueError("a raw PCM chunk must hold whole sample frames")
         seq = self.seq
-        status, ack = await self._call("POST", f"{self._path()}/chunks",
+        extra: dict[str, str] = {}
+        if text is not None:
+            extra[TEXT_HEADER] = quote(text, safe="")
+        if cues is not None:
+            extra[CUES_HEADER] = quote(json.dumps(cues, ensure_ascii=False), safe="")
+        status, ack = await self._call("POST", f"{self._path()}/chunks", extra_headers=extra,
                                        params={"seq": str(seq)}, data=data)
         if status == 409 and ack.get("expected") == seq + 1:
             ack = {**ack, "seq": seq, "duplicate": True}  # it had arrived: the answer was lost
@@ -222,6 +239,7 @@ class LiveClient:
         return rec
 
     async def _call(self, method: str, path: str, *, read_timeout: float | None = None,
+                    extra_headers: dict[str, str] | None = None,
                     **kwargs: Any) -> tuple[int, Json]:
         """(status, JSON body), retrying network errors, timeouts and 5xx/429
         with exponential backoff; LiveError once every attempt failed."""
@@ -233,7 +251,8 @@ class LiveClient:
         for attempt in range(1, self._attempts + 1):
             self._retried = attempt > 1
             try:
-                async with self._session.request(method, url, headers=self._headers,
+                headers = {**self._headers, **extra_headers} if extra_headers else self._headers
+                async with self._session.request(method, url, headers=headers,
                                                  timeout=req_timeout, **kwargs) as resp:
                     body = await _json_body(resp)
                     if resp.status < 500 and resp.status != 429:

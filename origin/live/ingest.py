@@ -1,6 +1,7 @@
 """Live ingest: how a TTS producer pushes audio (CONTRACT §4).
 
-    POST /v1/live                     create: {"id"?, "title"?, "access"?, "format"?} → 201 ASSET
+    POST /v1/live                     create: {"id"?, "title"?, "access"?, "format"?,
+                                      "transcript"?} → 201 ASSET
     POST /v1/live/{id}/chunks?seq=N   append; a repeated seq is acknowledged and ignored,
                                       a gap is 409 {"expected": K}
     POST /v1/live/{id}/end            seal → ASSET (state "ready")
@@ -8,6 +9,26 @@
     GET  /v1/live/{id}/ws             WebSocket: binary frames are audio, {"end": true} ends
     GET  /v1/live/{id}/events         Server-Sent Events: started, progress, ended
     GET  /v1/time                     the origin's clock (DASH UTCTiming)
+
+Text with the audio (issue 14; a stream created with `"transcript": true`, whose HLS gets a
+live WebVTT rendition and whose DASH a text AdaptationSet, and which seals with
+transcript.vtt/.txt and chapters like a packaged asset):
+
+    X-Sori-Text: <percent-encoded UTF-8>  on a chunk: what this chunk's audio says; the cue
+                                      spans exactly its audio (PCM, WAV; a compressed stream:
+                                      the decoder's output until the next chunk)
+    X-Sori-Cues: <percent-encoded JSON>   on a chunk: cues timed in seconds of the stream's
+                                      audio (silence the origin inserts not counted):
+                                      {"text","start","end","chapter"?} or a list of them
+    WebSocket text frame, plain text  what the next binary frame's audio says
+    WebSocket text frame, JSON object {"text"} the same; {"text","start","end","chapter"?}
+                                      (or {"cues": [...]}) timed as X-Sori-Cues; {"end": true}
+                                      ends the stream
+
+A cue's media time is where its audio went into the stream, so it stays on its words
+across the silence the origin inserts while the producer lags (packager.live.captions).
+Bad text (not UTF-8, an overlap with the cue before, text on a stream without a
+transcript) is a 400 (a WebSocket {"error"} message) and the chunk is not taken.
 
 Write methods need the API key like uploads (the edge middleware checks it). A producer
 that disconnects leaves its stream open: it may come back (chunks are idempotent by
@@ -35,15 +56,19 @@ from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STORE_KEY, STREAMING
 from origin.media import is_private_record
 from packager.errors import InvalidInput
 from packager.live import formats
+from packager.live.captions import header_text, timed_cues
 from packager.live.registry import AssetExists
 from packager.live.stream import LiveStream, SeqGap, StreamClosed
 from packager.publish import read_record
 from packager.record import with_public_url
+from packager.transcript.cues import Transcript
 from storage.errors import InvalidKey, NotFound
 
 log = logging.getLogger("sori.live")
 
 PROGRESS_EVERY = 0.5  # seconds between progress events
+TEXT_HEADER = "X-Sori-Text"  # a chunk's text (issue 14)
+CUES_HEADER = "X-Sori-Cues"  # cues timed on the stream's audio
 TITLE_MAX = 500
 
 register_error(AssetExists, 409)
@@ -83,7 +108,7 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidInput("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object")
-    unknown = set(body) - {"id", "title", "access", "format"}
+    unknown = set(body) - {"id", "title", "access", "format", "transcript"}
     if unknown:
         raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}")
     asset_id = body.get("id") or f"live-{secrets.token_hex(4)}"
@@ -97,12 +122,15 @@ async def create(request: web.Request) -> web.Response:
     if access not in ("public", "private"):
         raise InvalidInput("access: must be \"public\" or \"private\"")
     fmt = formats.parse_format(body.get("format"))
+    transcript = body.get("transcript", False)
+    if not isinstance(transcript, bool):
+        raise InvalidInput("transcript: must be true or false")
     from origin.api import JOBS_KEY  # the jobs of uploads: an id being packaged is taken
 
     if request.app[JOBS_KEY].active_for(asset_id) is not None:
         raise AssetExists(f"asset {asset_id!r} is being packaged")
     registry = request.app[LIVE_KEY]
-    await registry.create(asset_id, title=title, fmt=fmt, access=access)
+    await registry.create(asset_id, title=title, fmt=fmt, access=access, transcript=transcript)
     resp = json_response(_public(request, registry.record_of(registry.streams[asset_id])), 201)
     resp.headers["Location"] = f"/v1/assets/{asset_id}"
     return resp
@@ -114,6 +142,7 @@ async def chunk(request: web.Request) -> web.Response:
     if raw is None or not raw.isdigit() or len(raw) > 12:
         raise InvalidInput("seq: a non-negative integer is required (?seq=N, from 0)")
     seq = int(raw)
+    text, cues = _chunk_text(request)
     limit = stream.cfg.max_chunk_bytes
     if request.content_length is not None and request.content_length > limit:
         return json_error(413, f"chunk over live.max_chunk_bytes ({limit} bytes)")
@@ -130,12 +159,42 @@ async def chunk(request: web.Request) -> web.Response:
         raise InvalidInput(f"chunk {seq}: the connection was lost before its end") from None
     data = bytes(body)
     try:
-        taken = await request.app[LIVE_KEY].append(stream, seq, data)
+        taken = await request.app[LIVE_KEY].append(stream, seq, data, text=text, cues=cues)
     except SeqGap as gap:
         resp = json_response({"error": str(gap), "expected": gap.expected}, 409)
         return resp
     return json_response({"seq": seq, "duplicate": not taken, "expected": stream.expected_seq,
                           "media_seconds": round(stream.media_seconds, 3)})
+
+
+def _chunk_text(request: web.Request) -> tuple[str | None, Transcript | None]:
+    """The text a chunk carries (X-Sori-Text, X-Sori-Cues), read before its body."""
+    raw_text = request.headers.get(TEXT_HEADER)
+    raw_cues = request.headers.get(CUES_HEADER)
+    text = header_text(raw_text, TEXT_HEADER) if raw_text is not None else None
+    cues = timed_cues(header_text(raw_cues, CUES_HEADER)) if raw_cues is not None else None
+    return text, cues
+
+
+def _frame_text(data: str) -> tuple[str | None, Transcript | None, bool]:
+    """A WebSocket text frame: (text for the next audio frame, timed cues, end?)."""
+    try:
+        command = json.loads(data)
+    except ValueError:
+        command = None
+    if not isinstance(command, dict):
+        return data, None, False  # plain text: what the next binary frame says
+    if command.get("end") is True and set(command) == {"end"}:
+        return None, None, True
+    if set(command) == {"text"}:
+        value = command["text"]
+        if not isinstance(value, str):
+            raise InvalidInput("text: must be a string")
+        return value, None, False
+    if "text" in command or "cues" in command:
+        return None, timed_cues(data), False
+    raise InvalidInput('text frames are caption text, {"text", "start"?, "end"?} or '
+                       '{"end": true}')
 
 
 async def end(request: web.Request) -> web.Response:
@@ -176,11 +235,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     request[STREAMING] = True
     received = 0
+    next_text: str | None = None  # a plain text frame's text, for the next binary frame
     try:
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
+                text, next_text = next_text, None
                 try:
-                    await registry.append(stream, None, msg.data)
+                    await registry.append(stream, None, msg.data, text=text)
                 except InvalidInput as e:
                     await ws.send_json({"error": str(e)})
                     await ws.close(code=1003 if not isinstance(e, StreamClosed) else 1000)
@@ -188,10 +249,18 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 received += len(msg.data)
             elif msg.type == WSMsgType.TEXT:
                 try:
-                    command = json.loads(msg.data)
-                except ValueError:
-                    command = None
-                if isinstance(command, dict) and command.get("end") is True:
+                    text, cues, ending = _frame_text(msg.data)
+                    if text is not None:
+                        if stream.captions is None:
+                            raise InvalidInput("this stream has no transcript: create it with "
+                                               "\"transcript\": true to send text")
+                        next_text = text
+                    elif cues is not None:
+                        await registry.append(stream, None, b"", cues=cues)
+                except InvalidInput as e:
+                    await ws.send_json({"error": str(e)})
+                    continue
+                if ending:
                     try:
                         rec = await asyncio.shield(registry.end(stream))
                     except InvalidInput as e:
@@ -200,7 +269,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                         await ws.send_json({"asset": _public(request, rec)})
                     await ws.close()
                     break
-                await ws.send_json({"error": "text frames must be {\"end\": true}"})
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import ClientConnectionResetError, HttpVersion11, web
 
 from manifests import layout
-from manifests.dash_live import live_mpd
-from manifests.llhls import media_playlist
+from manifests.dash_live import LiveText, live_mpd
+from manifests.llhls import live_subtitles_playlist, media_playlist
 from origin.errors import json_error
 from origin.fast_lane import HttpDate, wire_headers
 from origin.http import headers as h
@@ -74,8 +74,8 @@ class LiveServing:
         if stream.state == "ready":
             return self._after_end(request, stream, rel)
         if rel == layout.MASTER:
-            return self._text(request, self.registry.master_text(stream.version),
-                              PLAYLIST_TYPE, self._cc(stream, 0.5))
+            return self._text(request, self.registry.master_text(
+                stream.version, stream.captions is not None), PLAYLIST_TYPE, self._cc(stream, 0.5))
         if rel == layout.MPD:
             if stream.start is None and not stream.ended.is_set():
                 # availabilityStartTime is the first word's wall clock: give it a moment
@@ -85,6 +85,11 @@ class LiveServing:
                               self._cc(stream, 0.5))
         m = _RENDITION_FILE.fullmatch(rel)
         if m is None or m.group(1) != stream.version:
+            return None
+        if m.group(2) == layout.SUBTITLES_DIR and stream.captions is not None:
+            # its WebVTT segments come from the store, where they are written once whole
+            if m.group(3) == layout.MEDIA_PLAYLIST:
+                return await self._subtitles(request, stream)
             return None
         index = next((i for i, st in enumerate(stream.rungs_state)
                       if st.rung_id == m.group(2)), None)
@@ -167,6 +172,39 @@ class LiveServing:
         cache_control = ("no-cache" if not st.segments
                          else self._cc(stream, 6 if blocking else 0.5))
         return self._playlist_response(request, stream, index, skip, cache_control)
+
+    async def _subtitles(self, request: web.Request,
+                         stream: LiveStream) -> web.StreamResponse | None:
+        """The live WebVTT playlist (issue 14); `_HLS_msn=N` waits until segment N is
+        listed (any `_HLS_part` is ignored: the playlist has no parts)."""
+        try:
+            msn = _non_negative(request.query.get("_HLS_msn"))
+        except ValueError:
+            return self._error(request, stream, 400, "_HLS_msn must be a non-negative integer", 1)
+        blocking = msn is not None
+        if msn is not None:
+            last = stream.rungs_state[0].next_number
+            if msn > last + 2:
+                return self._error(request, stream, 400, f"_HLS_msn={msn} is too far ahead of "
+                                   f"the live edge (last {last})", 4)
+            deadline = time.monotonic() + 3 * stream.plan.target_duration
+            while stream.subs_ready < msn and not stream.ended.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return self._error(request, stream, 503, "the requested segment did not "
+                                       "appear within three target durations", 4)
+                await stream.wait_change(left)
+        if stream.state == "ready":
+            return None  # sealed: the store has the VOD playlist
+        if stream.ended.is_set() and stream.state != "live":
+            return self._error(request, stream, 503, "the stream is being sealed", 1)
+        st = stream.rungs_state[0]
+        text = live_subtitles_playlist(
+            (st.segments[i].duration / st.rate for i in range(stream.subs_ready)),
+            stream.timing())
+        cache_control = ("no-cache" if not stream.subs_ready
+                         else self._cc(stream, 6 if blocking else 0.5))
+        return self._text(request, text, PLAYLIST_TYPE, cache_control)
 
     async def _park(self, request: web.Request, stream: LiveStream, key: Key,
                     skip: bool) -> int:
@@ -277,7 +315,7 @@ class LiveServing:
                         part=float(plan.part),
                         latency_target=float(plan.part_target) * 3 + float(plan.part),
                         utc_url=f"{base}/v1/time", title=str(rec.get("title", "")),
-                        timelines=timelines)
+                        timelines=timelines, text=_live_text(stream))
 
     # --- parts and the segment in progress ---------------------------------------------
 
@@ -378,6 +416,16 @@ def _spans(st: RungState, plan: LivePlan) -> list[tuple[int, int]]:
         spans.append((t, nominal))
         t += nominal
     return spans
+
+
+def _live_text(stream: LiveStream) -> LiveText | None:
+    """The MPD's view of the stream's WebVTT segments written so far (issue 14)."""
+    if stream.captions is None:
+        return None
+    st = stream.rungs_state[0]
+    return LiveText(f"{layout.version_dir(stream.version)}/{layout.SUBTITLES_DIR}", st.rate,
+                    tuple((s.start, s.duration) for s in st.segments[:stream.subs_ready]),
+                    round(float(stream.plan.segment) * st.rate))
 
 
 def _segment_done(stream: LiveStream, index: int, number: int, parts_sent: int) -> bool:

@@ -7,23 +7,38 @@
 A part is published once every rung has cut it, in order, and only after its bytes (and
 those of the segment it completes) are in the store: a playlist never lists, and a
 blocking reload is never answered for, a part the store does not hold yet.
+
+A stream with a transcript (issue 14) also gets a WebVTT segment as each media segment
+closes (`SegmentWriter`): segment N covers the media time of segment N of the first rung
+(the rungs are cut at the same times), goes to the store as soon as that segment is there,
+numbered like it (`subs/seg_NNNNN.vtt`), with the X-TIMESTAMP-MAP rule of VOD
+(packager.transcript.segment: MPEGTS is the first tfdt, 0 for live audio), and like every
+object under the version never changes once written (sealing writes only the rest).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from manifests import layout
 from packager.audio import aac_cmaf
 from packager.live.encoder import LiveEncoder
 from packager.live.plan import LivePlan
 from packager.live.track import RungCutter, RungState
+from packager.transcript import segment
 from settings import AudioRung
 from storage.base import Store
 from storage.content_types import content_type_for
 from storage.local import LocalStore
+
+if TYPE_CHECKING:
+    from packager.live.stream import LiveStream
+
+log = logging.getLogger("sori.live")
 
 Ready = tuple[int, int, list[bytes]]  # (part index, first frame, raw AAC frames)
 
@@ -137,3 +152,46 @@ class Publisher:
         else:
             await asyncio.gather(*(self.store.put_bytes(key, data, content_type_for(key))
                                    for key, data in keyed))
+
+
+def subs_dir(version: str) -> str:
+    return f"{layout.version_dir(version)}/{layout.SUBTITLES_DIR}"
+
+
+class SegmentWriter:
+    """The stream's `on_segment`: writes the WebVTT segments of closed media segments, in
+    order, one task at a time; `stream.subs_ready` counts those in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, stream: LiveStream) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(stream),
+                                             name=f"live-subs-{stream.asset_id}")
+
+    async def _run(self, stream: LiveStream) -> None:
+        captions = stream.captions
+        assert captions is not None
+        st = stream.rungs_state[0]
+        while stream.subs_ready < len(st.segments):
+            await stream.between_chunks()  # the text of the audio in this segment is in
+            s = st.segments[stream.subs_ready]
+            text = captions.segment_text(s.number, s.start / st.rate,
+                                         (s.start + s.duration) / st.rate,
+                                         segment.mpegts(0, st.rate))
+            rel = f"{subs_dir(stream.version)}/{layout.subtitle_segment_name(s.number)}"
+            try:
+                await self.store.put_bytes(layout.key(stream.asset_id, rel), text.encode(),
+                                           content_type_for(rel))
+            except Exception as e:  # the store is away: the next segment tries again
+                log.warning("live %s: subtitles segment %d not written: %s", stream.asset_id,
+                            s.number, e)
+                return
+            stream.subs_ready += 1
+            stream.notify()
+
+    async def drain(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -28,7 +28,9 @@ from packager import publish, record
 from packager.errors import InvalidInput, PackagerError
 from packager.live import formats, seal
 from packager.live.plan import LivePlan, make_plan
+from packager.live.publish import SegmentWriter, subs_dir
 from packager.live.stream import LiveStream
+from packager.transcript.cues import Transcript
 from settings import AudioRung, Config
 
 log = logging.getLogger("sori.live")
@@ -109,13 +111,15 @@ class LiveRegistry:
                                    r.sample_rate, r.channels, layout.rendition_dir(version, r.id))
                 for r in self.rungs]
 
-    def master_text(self, version: str) -> str:
+    def master_text(self, version: str, subtitles: bool = False) -> str:
+        """While live; with `subtitles`, the stream's WebVTT rendition (issue 14) too."""
         return live_multivariant(
-            (f"{layout.rendition_dir(version, r.id)}/{layout.MEDIA_PLAYLIST}",
-             bandwidth_bound(r, self.plan), "mp4a.40.2") for r in self.rungs)
+            ((f"{layout.rendition_dir(version, r.id)}/{layout.MEDIA_PLAYLIST}",
+              bandwidth_bound(r, self.plan), "mp4a.40.2") for r in self.rungs),
+            subtitles=f"{subs_dir(version)}/{layout.MEDIA_PLAYLIST}" if subtitles else None)
 
     async def create(self, asset_id: str, *, title: str | None, fmt: formats.StreamFormat,
-                     access: str = "public") -> dict[str, Any]:
+                     access: str = "public", transcript: bool = False) -> dict[str, Any]:
         if self.owns(asset_id):
             raise AssetExists(f"asset {asset_id!r} already exists")
         self._creating.add(asset_id)
@@ -124,12 +128,15 @@ class LiveRegistry:
                 raise AssetExists(f"asset {asset_id!r} already exists")
             version = publish.new_version()
             stream = LiveStream(asset_id, version, self.store, self.plan, self.rungs, fmt,
-                                self.cfg.live, self.cfg.packager, self._on_seal)
+                                self.cfg.live, self.cfg.packager, self._on_seal,
+                                transcript=transcript)
+            if transcript:
+                stream.on_segment = SegmentWriter(self.store)
             await stream.open()
             rec = self._record(stream, title or asset_id, fmt, access)
             await self._mark(asset_id)
             await self.store.put_bytes(layout.key(asset_id, layout.MASTER),
-                                       self.master_text(version).encode(),
+                                       self.master_text(version, transcript).encode(),
                                        "application/vnd.apple.mpegurl")
             await self._write_record(rec)
             self.records[asset_id] = rec
@@ -160,7 +167,8 @@ class LiveRegistry:
                      "part_duration": float(self.plan.part),
                      "segment_duration": float(self.plan.segment),
                      "target_duration": self.plan.target_duration,
-                     "start": None, "started": None, "owner": owner_id()},
+                     "start": None, "started": None, "owner": owner_id(),
+                     "transcript": stream.captions is not None},
         }
 
     async def _write_record(self, rec: dict[str, Any]) -> None:
@@ -185,9 +193,10 @@ class LiveRegistry:
         with contextlib.suppress(Exception):
             await self._write_record(rec)
 
-    async def append(self, stream: LiveStream, seq: int | None, data: bytes) -> bool:
+    async def append(self, stream: LiveStream, seq: int | None, data: bytes, *,
+                     text: str | None = None, cues: Transcript | None = None) -> bool:
         first = stream.start is None
-        taken = await stream.append(seq, data)
+        taken = await stream.append(seq, data, text=text, cues=cues)
         if first and stream.start is not None:
             self._spawn(self.started(stream))
         return taken
@@ -221,10 +230,13 @@ class LiveRegistry:
         rec["live"] = dict(rec["live"], start=stream.start)
         silence = stream.silence_frames / stream._rate if stream._rate else 0.0
         padding = stream.padding_frames / stream._rate if stream._rate else 0.0
+        if isinstance(stream.on_segment, SegmentWriter):
+            await stream.on_segment.drain()  # subs_ready settled before the rest is sealed
         try:
             new = await seal.seal(self.store, rec, stream.spool, reason=reason,
                                   silence_seconds=silence, padding_seconds=padding,
-                                  download_rendition=self.cfg.packager.download_rendition)
+                                  download_rendition=self.cfg.packager.download_rendition,
+                                  captions=stream.captions, subs_written=stream.subs_ready)
         except BaseException:
             stream.state = "failed"
             stream.ended.set()

@@ -8,6 +8,12 @@ media playlists (EXT-X-ENDLIST, the live target duration, the program date-time 
 the static MPD and the multivariant playlist with measured bandwidths, then the record
 with `state: "ready"` and the real duration.
 
+A stream with a transcript (issue 14) seals with what a packaged asset with one has
+(`seal_text`): the WebVTT segments not written while live (those written stay as they
+are: immutable URLs; a cue whose end changed after one was written, a silence fill in the
+middle of its audio, keeps its first end there), transcript.vtt/.txt with the final times,
+chapters, and the VOD subtitles playlist; the manifests then declare the text track.
+
 `recover` does the same for a stream whose origin stopped: it fetches the stored
 segments (and the parts of the segment that was in progress, joined into one) first.
 """
@@ -15,6 +21,7 @@ segments (and the parts of the segment that was in progress, joined into one) fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import re
@@ -23,12 +30,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from manifests import boxes, dash, hls, layout
+from manifests import boxes, dash, hls, layout, subtitles
 from manifests.llhls import sealed_media_playlist
-from manifests.model import Presentation
+from manifests.model import Presentation, Rendition, TextTrack
 from packager import process, publish, readback, record
 from packager.audio import aac_cmaf, ffmpeg_args
 from packager.errors import PackagerError
+from packager.live.captions import LiveCaptions
+from packager.live.publish import subs_dir
+from packager.transcript import chapters, segment
 from storage.base import Store
 from storage.content_types import content_type_for
 
@@ -42,9 +52,11 @@ _SILENT_FRAME = {1: bytes([0x00, 0xC8, 0x00, 0x80, 0x23, 0x80]),
 
 async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
                silence_seconds: float, download_rendition: str,
-               padding_seconds: float = 0.0) -> dict[str, Any]:
+               padding_seconds: float = 0.0, captions: LiveCaptions | None = None,
+               subs_written: int = 0) -> dict[str, Any]:
     """Publish the VOD form of the live asset whose init and segments are in `spool/<rung>/`;
-    returns the new record."""
+    returns the new record. With `captions` (a stream with a transcript), its text too
+    (packager.live.subtitles), `subs_written` WebVTT segments of it being in the store."""
     asset_id = rec["id"]
     version = rec["version"]
     live = rec.get("live", {})
@@ -60,6 +72,9 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
                      renditions=tuple(renditions), title=rec.get("title", ""))
     if hls.presentation_target(p) > target:
         raise PackagerError(f"a live segment is longer than the target duration {target}")
+    text_urls: dict[str, Any] = {}
+    if captions is not None:
+        p, text_urls = await seal_text(store, p, version, captions, subs_written, target)
     dl = next((r for r in renditions if r.id == download_rendition), renditions[-1])
     download_rel = f"{layout.version_dir(version)}/{layout.download_name('audio')}"
     with tempfile.TemporaryDirectory(prefix="sori-seal-") as tmp:
@@ -93,6 +108,7 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
                      silence_seconds=round(silence_seconds, 3),
                      end_padding_seconds=round(padding_seconds, 3))
     extra["live"] = live_info
+    extra.update(text_urls)
     extra["silence_inserted"] = round(silence_seconds, 3)
     new = record.build(p, version=version, title=current.get("title", asset_id),
                        created=rec["created"], download_rel=download_rel, size=size,
@@ -171,3 +187,47 @@ def _pad_tail(init: bytes, joined: bytes, min_seconds: float) -> bytes:
     sequence = struct.unpack_from(">I", joined, last.offset + 20)[0] + 1  # moof/mfhd
     return joined + aac_cmaf.media_segment(sequence, last.base_decode_time + last.duration,
                                            [silent] * frames, styp=False)
+
+
+async def seal_text(store: Store, p: Presentation, version: str, captions: LiveCaptions,
+                    written: int, target: int) -> tuple[Presentation, dict[str, Any]]:
+    """Write what the sealed asset needs of the transcript; returns the presentation with
+    its text track (and chapters) and the record's URL fields. No cue: nothing changes."""
+    t = captions.transcript(final=True)
+    if not t.cues:
+        return p, {}
+    r: Rendition = next(x for x in p.audio if x.id != layout.DATA_SAVER_RENDITION)
+    first = r.segments[0].start
+    duration_ms = math.floor(r.duration * 1000)
+    wins = segment.windows(((s.number, s.start, s.duration) for s in r.segments), r.timescale,
+                           first)
+    sdir = subs_dir(version)
+    vdir = layout.version_dir(version)
+    objects: list[tuple[str, bytes]] = []
+    for number, text in segment.segments(t, wins, segment.mpegts(first, r.timescale)):
+        if number > written:  # the ones written while live stay as they are (immutable)
+            objects.append((f"{sdir}/{layout.subtitle_segment_name(number)}", text.encode()))
+    whole = segment.whole_vtt(t).encode()
+    objects += [(f"{vdir}/{layout.TRANSCRIPT_VTT}", whole),
+                (f"{vdir}/{layout.TRANSCRIPT_TXT}", segment.plain_text(t).encode())]
+    found = chapters.collect(t)
+    if found:
+        objects += [
+            (f"{vdir}/{layout.CHAPTERS_JSON}",
+             chapters.apple_json(found, duration_ms, t.language).encode()),
+            (f"{vdir}/{layout.CHAPTERS_VTT}", chapters.chapters_vtt(found, duration_ms).encode())]
+    track = TextTrack(dir=sdir, segment_durations=tuple(w.end - w.start for w in wins),
+                      whole_uri=f"{vdir}/{layout.TRANSCRIPT_VTT}",
+                      bandwidth=max(1, math.ceil(8 * len(whole) / max(r.duration, 1e-3))),
+                      language=t.language, first_number=r.segments[0].number)
+    p = dataclasses.replace(p, text=track,
+                            chapters_uri=f"{vdir}/{layout.CHAPTERS_JSON}" if found else "")
+    objects.append((track.playlist_uri, subtitles.media_playlist(track, target).encode()))
+    for rel, data in objects:
+        await store.put_bytes(layout.key(p.asset_id, rel), data, content_type_for(rel))
+    urls: dict[str, Any] = {
+        "transcript": record.media_url(p.asset_id, f"{vdir}/{layout.TRANSCRIPT_VTT}"),
+        "transcript_text": record.media_url(p.asset_id, f"{vdir}/{layout.TRANSCRIPT_TXT}")}
+    if found:
+        urls["chapters"] = record.media_url(p.asset_id, f"{vdir}/{layout.CHAPTERS_JSON}")
+    return p, urls

@@ -34,12 +34,14 @@ from manifests import layout
 from manifests.llhls import LiveTiming, LiveTrack
 from packager.errors import InvalidInput, PackagerError
 from packager.live import formats
+from packager.live.captions import LiveCaptions
 from packager.live.encoder import LiveEncoder
 from packager.live.intake import Intake
 from packager.live.leveller import Leveller
 from packager.live.plan import LivePlan
 from packager.live.publish import Publisher
 from packager.live.track import RungState
+from packager.transcript.cues import Transcript
 from settings import AudioRung, LiveConfig, PackagerConfig
 from storage.base import Store
 
@@ -69,7 +71,8 @@ class Status:
 class LiveStream:
     def __init__(self, asset_id: str, version: str, store: Store, plan: LivePlan,
                  rungs: list[AudioRung], fmt: formats.StreamFormat, live: LiveConfig,
-                 packager: PackagerConfig, on_seal: Callable[[LiveStream, str], Any]) -> None:
+                 packager: PackagerConfig, on_seal: Callable[[LiveStream, str], Any],
+                 *, transcript: bool = False) -> None:
         self.asset_id = asset_id
         self.version = version
         self.store = store
@@ -110,6 +113,12 @@ class LiveStream:
         self._closing = False
         self._timing: LiveTiming | None = None
         self._text_cache: dict[tuple[int, bool], tuple[int, str]] = {}
+        # The text spoken (issue 14): None unless the stream was created with a transcript.
+        # subs_ready: WebVTT segments in the store (packager.live.subtitles writes them as
+        # the media segments close).
+        self.captions: LiveCaptions | None = LiveCaptions() if transcript else None
+        self.subs_ready = 0
+        self.on_segment: Callable[[LiveStream], None] | None = None
 
     # --- facts -------------------------------------------------------------------------
 
@@ -151,6 +160,8 @@ class LiveStream:
 
     async def _start_encoder(self, rate: int, channels: int) -> None:
         self._rate, self._channels = rate, channels
+        if self.captions is not None:
+            self.captions.rate = rate
         self._leveller = (Leveller(rate, channels, self.pcfg.loudness_target)
                           if self.cfg.loudness else None)
         enc = LiveEncoder(rate, channels, self.rungs, self.pcfg.aac_coder,
@@ -161,9 +172,12 @@ class LiveStream:
 
     # --- ingest ------------------------------------------------------------------------
 
-    async def append(self, seq: int | None, data: bytes) -> bool:
+    async def append(self, seq: int | None, data: bytes, *, text: str | None = None,
+                     cues: Transcript | None = None) -> bool:
         """Take one chunk; returns False for a repeated seq (acknowledged, ignored).
-        Raises SeqGap, StreamClosed or InvalidInput (the chunk is refused)."""
+        Raises SeqGap, StreamClosed or InvalidInput (the chunk is refused). `text` is what
+        the chunk's audio says, `cues` text timed on the producer's audio
+        (packager.live.captions); either needs a stream created with a transcript."""
         async with self._ingest:
             if seq is not None:
                 if seq < self.expected_seq:
@@ -177,11 +191,38 @@ class LiveStream:
             if len(data) > self.cfg.max_chunk_bytes:
                 raise InvalidInput(f"chunk of {len(data)} bytes is over live.max_chunk_bytes "
                                    f"({self.cfg.max_chunk_bytes})")
+            if (text is not None or cues is not None) and self.captions is None:
+                raise InvalidInput("this stream has no transcript: create it with "
+                                   "\"transcript\": true to send text with its audio")
+            if cues is not None and self.captions is not None and self.captions.rate:
+                self.captions.timed(cues)  # refused before any of the chunk is taken
+                cues = None
             if seq is not None:
                 self.expected_seq = seq + 1
+            before = self.captions.speech_frames if self.captions is not None else 0
             if data:
                 await self._take(data)
+            if self.captions is not None:
+                self._caption_chunk(text, before, bool(data))
+                if cues is not None:
+                    self.captions.timed(cues)
             return True
+
+    async def between_chunks(self) -> None:
+        """Returns once no chunk is being taken: the text of every chunk taken so far is in
+        `captions` (a media segment may close while a chunk's audio is still being fed)."""
+        async with self._ingest:
+            return
+
+    def _caption_chunk(self, text: str | None, before: int, audio: bool) -> None:
+        """The chunk's text: exactly its frames for PCM and WAV (written while it was
+        taken), the decoder's output until the next chunk for a compressed stream."""
+        assert self.captions is not None
+        if self._intake.decoder is not None:
+            if audio:
+                self.captions.pending_chunk(text)
+        elif text is not None:
+            self.captions.chunk_span(text, before, self.captions.speech_frames)
 
     async def _take(self, data: bytes) -> None:
         if self.start is None:
@@ -219,6 +260,8 @@ class LiveStream:
             else:
                 self.silence_frames += frames
             self.fed_frames += frames
+            if self.captions is not None:
+                self.captions.fed(frames, speech=speech)
             limit = self.pcfg.max_duration * self._rate
             try:
                 await self._encoder.write(np.ascontiguousarray(samples, dtype="<f4").tobytes())
@@ -266,6 +309,13 @@ class LiveStream:
         self.error = message
 
     def _wake(self) -> None:
+        if self.on_segment is not None and self.captions is not None \
+                and len(self.rungs_state[0].segments) > self.subs_ready:
+            self.on_segment(self)  # a media segment closed: its WebVTT segment follows
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake whoever waits on a change (a part, a WebVTT segment, the end)."""
         old = self.changed
         self.changed = asyncio.Event()
         old.set()
@@ -315,6 +365,8 @@ class LiveStream:
     async def _finish(self) -> None:
         async with self._ingest:
             await self._intake.finish()
+            if self.captions is not None:
+                self.captions.close_pending()  # a compressed stream's last chunk of text
             if self._intake.unrecognised:
                 self.error = self.error or "the stream ended before its format could be recognised"
             if self._encoder is None or self.fed_frames == 0:
