@@ -7,8 +7,9 @@ Two forms (CONTRACT §4 `POST /v1/assets`):
   fields
   (the query may carry them too; a form field wins), and an optional `transcript` part
   (WebVTT, SRT or JSON, as `sori package --transcript`), parsed as it arrives so that a
-  bad one is refused with 400 before any packaging (a cue past the audio's end is found
-  by the job, which then fails with that message and publishes nothing).
+  bad one is refused with 400 before any packaging; one that plainly runs past the media's
+  end (by ffprobe's duration) too. The job checks the cues against the packaged audio to
+  the millisecond and fails, publishing nothing, if one lies past its end.
 
 The body is never held in memory: it goes to disk in chunks as it arrives, in a
 directory of its own under `[origin] upload_dir`, and the byte count is checked
@@ -21,6 +22,7 @@ when packaging ends).
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import secrets
 import shutil
@@ -34,14 +36,20 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from manifests import layout
+from packager import probe
+from packager.errors import InvalidInput
 from packager.pipeline import default_asset_id
 from packager.transcript.cues import MAX_BYTES as TRANSCRIPT_MAX_BYTES
-from packager.transcript.cues import Transcript, TranscriptError
+from packager.transcript.cues import Transcript, TranscriptError, format_timestamp
 from packager.transcript.parse import parse as parse_transcript
 
 WRITE_BUFFER = 1024 * 1024  # bytes gathered before one write in a worker thread
 MULTIPART_SLACK = 64 * 1024  # boundaries and small fields around the file part
 FIELD_MAX = 4096  # bytes of a text field (id, title, kind)
+# A transcript is refused at upload when a cue ends past the media's end as ffprobe gives it
+# by more than this share plus this many seconds (a container's duration is an estimate for
+# some formats; the job's check on the packaged audio is exact).
+TRANSCRIPT_SLACK = (0.02, 0.5)
 FIELDS = ("id", "title", "kind", "access")
 _NAME_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXT_BY_TYPE = {
@@ -149,6 +157,8 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
             filename = None
         if size == 0:
             raise UploadError("the upload is empty: the file has no bytes")
+        if transcript is not None:
+            await _check_transcript_ends(path, transcript)
         check_fields(fields)  # form fields may have come after the query check
         asset_id = fields.get("id") or (
             default_asset_id(Path(filename)) if filename else f"asset-{secrets.token_hex(4)}")
@@ -222,6 +232,24 @@ async def _read_transcript(part: BodyPartReader) -> bytes:
     except TranscriptError as e:
         raise UploadError(str(e)) from None
     return bytes(data)
+
+
+async def _check_transcript_ends(path: Path, data: bytes) -> None:
+    """Refuse a transcript whose cues plainly run past the media's end (TRANSCRIPT_SLACK)."""
+    try:
+        info = await probe.probe(path, max_duration=math.inf)
+    except InvalidInput:
+        return  # what is wrong with the media is the job's to report
+    if info.duration <= 0:
+        return
+    share, seconds = TRANSCRIPT_SLACK
+    limit = info.duration * (1 + share) + seconds
+    t = await asyncio.to_thread(parse_transcript, data)
+    for n, cue in enumerate(t.cues, start=1):
+        if cue.end / 1000 > limit:
+            raise UploadError(f"transcript: cue {n} ({format_timestamp(cue.start)} --> "
+                              f"{format_timestamp(cue.end)}) ends after the media's end at "
+                              f"{info.duration:.3f} s")
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:

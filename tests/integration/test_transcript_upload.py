@@ -4,7 +4,9 @@ past the audio's end fails the job with that message; nothing is left in the sto
 
 from __future__ import annotations
 
+import io
 import json
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +99,30 @@ async def test_two_transcripts_are_a_400(api: Api, talk: tuple[bytes, str, str])
     await _nothing_left(api, "talk")
 
 
-async def test_cue_past_the_end_fails_the_job(api: Api, talk: tuple[bytes, str, str]) -> None:
+async def test_cue_plainly_past_the_end_is_a_400(api: Api, talk: tuple[bytes, str, str]) -> None:
     late = json.dumps([{"start": 1, "end": 2, "text": "fine"},
                        {"start": 300, "end": 301, "text": "long after the audio"}]).encode()
     status, body = await _upload(api, talk[0], (late, "late.json"))
+    assert status == 400, body
+    assert body["error"].startswith("transcript: cue 2 (00:05:00.000 --> 00:05:01.000) ends "
+                                    "after the media's end at ")
+    await _nothing_left(api, "talk")
+
+
+async def test_cue_just_past_the_end_fails_the_job(api: Api,
+                                                   talk: tuple[bytes, str, str]) -> None:
+    """Within the upload's slack on ffprobe's figure, past the packaged audio's end: the job,
+    which knows the exact duration, fails with the cue named, and publishes nothing."""
+    with wave.open(io.BytesIO(talk[0])) as w:
+        seconds = w.getnframes() / w.getframerate()
+    late = json.dumps([{"start": 1, "end": 2, "text": "fine"},
+                       {"start": 2, "end": round(seconds + 0.45, 3), "text": "a little long"}])
+    status, body = await _upload(api, talk[0], (late.encode(), "late.json"))
     assert status == 202, body
     job = await api.finish(body["job"]["id"])
     assert job["state"] == "failed"
-    assert "cue 2 (00:05:00.000 --> 00:05:01.000) starts after the audio's end" in job["error"]
+    assert "transcript: cue 2 (00:00:02.000 --> " in job["error"]
+    assert "ends after the audio's end" in job["error"]
     await _nothing_left(api, "talk")
     assert (await api.client.get("/v1/assets/talk")).status == 404
 
