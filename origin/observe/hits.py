@@ -53,6 +53,10 @@ REFRESH = 300.0  # seconds: a record is read again at most this often (VOD)
 LIVE_REFRESH = 10.0  # seconds, while the record says live (its duration grows, it seals)
 RETRY = 10.0  # seconds before another read after a failed one or a version not found
 READ_TIMEOUT = 10.0
+# origin.live.peers.HOP (not imported: origin.live imports origin.app, which imports this):
+# a request another worker forwarded here is recorded by that worker, which answered it.
+PEER_HOP = "X-Sori-Peer"
+_PEER_FIELD = PEER_HOP.lower()
 CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 _CMCD_FIELDS = tuple(name.lower() for name in CMCD_HEADERS)
 
@@ -127,6 +131,8 @@ class Hits:
         if found is None:
             return
         headers = request.headers
+        if PEER_HOP in headers:
+            return
         cmcd = request.query.get("CMCD") if request.query_string else None
         if "CMCD-Request" in headers or "CMCD-Session" in headers or \
                 "CMCD-Object" in headers or "CMCD-Status" in headers:
@@ -142,6 +148,8 @@ class Hits:
         if found is None:
             return
         fields = head.fields
+        if _PEER_FIELD in fields:
+            return
         cmcd = cmcd_query(query) if query else None
         if "cmcd-request" in fields or "cmcd-session" in fields or \
                 "cmcd-object" in fields or "cmcd-status" in fields:
