@@ -144,3 +144,27 @@ def test_fit_against_the_audio() -> None:
     with pytest.raises(TranscriptError, match="chapter 'Late' starts at 5.000 s"):
         sanitize.fit(parse.parse(b"{\"cues\": [{\"start\": 0, \"end\": 1, \"text\": \"a\"}], "
                                  b"\"chapters\": [{\"start\": 5, \"title\": \"Late\"}]}"), 4_000)
+
+
+@st.composite
+def clean_cues(draw: st.DrawFn) -> list[Cue]:
+    t = draw(st.integers(0, 5000))
+    out = []
+    for _ in range(draw(st.integers(1, 12))):
+        t += draw(st.integers(0, 2000))
+        length = draw(st.integers(1, 600_000))
+        text = sanitize.clean_text(draw(st.text(min_size=1, max_size=60)))
+        if text:
+            out.append(Cue(t, t + length, text))
+        t += length
+    return out or [Cue(0, 1, "x")]
+
+
+@given(clean_cues())
+def test_whole_vtt_and_json_parse_back_to_the_same_cues(cues: list[Cue]) -> None:
+    from packager.transcript import segment
+    from packager.transcript.cues import Transcript
+
+    assert parse.parse(segment.whole_vtt(Transcript(tuple(cues))).encode()).cues == tuple(cues)
+    doc = [{"start": c.start / 1000, "end": c.end / 1000, "text": c.text} for c in cues]
+    assert parse.parse(json.dumps(doc).encode()).cues == tuple(cues)
