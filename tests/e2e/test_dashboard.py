@@ -57,7 +57,7 @@ DOWNLOADS = [
     (SPOTIFY, "81.2.69.142", SECOND),  # the same listener, the other episode
     (APPLE, "9.9.9.9", SECOND),  # US
 ]
-EXPECTED = {
+EXPECTED: dict[str, Any] = {
     "downloads": 6, "listeners": 5,
     "assets": {TALK: 4, SECOND: 2},
     "countries": {"GB": 2, "US": 2, "NL": 1, "BR": 1},
