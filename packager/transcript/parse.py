@@ -105,8 +105,12 @@ def _timed_blocks(text: str, kind: str, skip_header: bool) -> tuple[list[Cue], i
     dropped = 0
     blocks = _blocks(text)
     for index, (line_no, lines) in enumerate(blocks):
-        if skip_header and index == 0:
-            continue  # WEBVTT and its header lines
+        if skip_header and index == 0:  # WEBVTT and its header lines
+            timing = next((i for i, ln in enumerate(lines) if "-->" in ln), None)
+            if timing is not None:
+                raise TranscriptError(f"{kind} line {line_no + timing}: a blank line must "
+                                      "separate the WEBVTT header from the first cue")
+            continue
         if kind == "WebVTT" and lines[0].split(maxsplit=1)[0] in ("NOTE", "STYLE", "REGION"):
             continue
         timing_at = next((i for i, ln in enumerate(lines[:2]) if "-->" in ln), None)

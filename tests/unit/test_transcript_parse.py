@@ -102,6 +102,7 @@ def test_clean_text_never_leaves_markup_or_a_blank_line(raw: str) -> None:
     (b"WEBVTT\n", "no cues"),
     (b"WEBVTT\n\n00:00.000 --> 00:01.000\n<b></b>\n", "no cue has any text"),
     (b"WEBVTT\n\n00:00.000 -> 00:01.000\nx\n", "expected a cue timing"),
+    (b"WEBVTT\n00:00.000 --> 00:01.000\nx\n", "line 2: a blank line must separate"),
     (b"WEBVTT\n\n00:00.000 --> 00:61.000\nx\n", "bad cue timing"),
     (b"WEBVTT\n\n00:02.000 --> 00:01.000\nx\n", "ends at or before its start"),
     (b"WEBVTT\n\n00:00.000 --> 00:02.000\na\n\n00:01.500 --> 00:03.000\nb\n", "overlap"),
