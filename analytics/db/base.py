@@ -108,16 +108,17 @@ class Database:
         days = sorted({r.day for r in hits} | {r.day for r in events})
         with self._tx() as cur:
             if hits:
-                cols = ", ".join(schema.HIT_COLUMNS)
-                marks = ", ".join("?" * len(schema.HIT_COLUMNS))
-                cur.executemany(self._sql(f"INSERT INTO hits ({cols}) VALUES ({marks})"), hits)
+                self._insert_rows(cur, "hits", schema.HIT_COLUMNS, hits)
             if events:
-                cols = ", ".join(schema.EVENT_COLUMNS)
-                marks = ", ".join("?" * len(schema.EVENT_COLUMNS))
-                cur.executemany(self._sql(f"INSERT INTO events ({cols}) VALUES ({marks})"),
-                                events)
+                self._insert_rows(cur, "events", schema.EVENT_COLUMNS, events)
             for day in days:
                 cur.execute(self._sql("DELETE FROM rolled WHERE day = ?"), (day,))
+
+    def _insert_rows(self, cur: Any, table: str, columns: Sequence[str],
+                     rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join("?" * len(columns))
+        cur.executemany(self._sql(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                  f"VALUES ({marks})"), rows)
 
     def hits(self, day: str, asset: str | None = None) -> list[HitRow]:
         return list(self.iter_hits(day, asset))

@@ -4,6 +4,7 @@ an advisory lock makes that one at a time."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -29,6 +30,13 @@ class PostgresDatabase(Database):
             for statement in schema.TABLES:
                 cur.execute(statement)
         conn.commit()
+
+    def _insert_rows(self, cur: Any, table: str, columns: Sequence[str],
+                     rows: Sequence[Sequence[Any]]) -> None:
+        # COPY: a batch in one stream, several times the rate of row-by-row INSERTs
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _stream_cursor(self, conn: Any) -> Any:
         # a server-side cursor: an open day's rows come over in chunks, not all at once
