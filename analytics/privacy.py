@@ -10,7 +10,6 @@ holding the database, and keys of different days cannot be linked.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import secrets
@@ -42,4 +41,9 @@ def network_of(ip: str) -> str:
 
 def client_key(salt: str, ip: str, ua: str) -> str:
     msg = (network_of(ip) + "\n" + ua).encode("utf-8", "replace")
-    return hmac.new(bytes.fromhex(salt), msg, hashlib.sha256).hexdigest()[:KEY_HEX]
+    return hmac.digest(_key(salt), msg, "sha256").hex()[:KEY_HEX]
+
+
+@lru_cache(maxsize=16)
+def _key(salt: str) -> bytes:
+    return bytes.fromhex(salt)

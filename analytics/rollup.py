@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from functools import lru_cache
 
 from analytics.counting import DayFigures, count_day
 from analytics.db import Database
 
 
 def utc_day(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+    return _day_of(int(ts // 86400))
+
+
+@lru_cache(maxsize=64)
+def _day_of(days: int) -> str:  # UNIX time has no leap seconds: a day is 86400 s
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
 
 
 def shift(day: str, days: int) -> str:
