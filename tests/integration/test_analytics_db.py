@@ -489,3 +489,28 @@ def test_the_writer_rolls_up_closed_days_and_applies_retention_itself(db_url: st
     assert db.rolled_days() == {old.date().isoformat(), D1}
     assert {r[0] for r in db.dump()["hits"]} == {D1}
     assert reports(db_url, NOW3).summary(old.date().isoformat(), D1)["downloads"] == 2
+
+
+def test_log_lines_count_like_origin_hits(db_url: str) -> None:
+    """Access log lines (no Range in a log): a download resumed in three 206 lines of
+    20 s, 20 s and 30 s of media is one download; one 206 line of 30 s is none; segments
+    through a signed URL's token count under their asset."""
+    from analytics.combined_log import parse
+
+    def line(ip: str, target: str, status: int, nbytes: int, hour: int) -> str:
+        return (f'{ip} - - [01/Nov/2026:{hour:02d}:00:00 +0000] "GET {target} HTTP/1.1" '
+                f'{status} {nbytes} "-" "{OVERCAST}"')
+
+    lines = [line(DE, "/v1/assets/ep/download?token=t", 206, 200_000, 1),
+             line(DE, "/v1/assets/ep/download?token=t", 206, 200_000, 2),
+             line(DE, "/v1/assets/ep/download?token=t", 206, 300_000, 3),
+             line(US, "/v1/assets/ep/download", 206, 300_000, 4),
+             *[line(GB, f"/assets/ep/~tok/v/v1/low/seg_{n:05d}.m4s?CMCD=sid%3D%22z%22", 200,
+                    2000, 5) for n in range(1, 17)],
+             "not a log line"]
+    hits = [parse(x) for x in lines]
+    assert hits[-1] is None
+    record(db_url, [dataclasses.replace(h, info=EP) for h in hits if h is not None])
+    one = reports(db_url).asset("ep", D1, D1)
+    assert (one["downloads"], one["listeners"], one["sessions"]) == (2, 2, 1)
+    assert one["countries"] == {"DE": 1, "GB": 1}
