@@ -41,7 +41,9 @@ CHECK_PUBLIC_MAX_AGE = 5  # an edge re-asks this often whether a public asset we
 CHECK_GRANT_MAX_AGE = 60  # ... and whether a token still holds (never past its expiry)
 PATCH_FIELDS = frozenset(("access", "title"))
 MAX_TITLE = 500
-PAGE_FIELDS = ("hls", "dash", "download", "poster", "thumbnails")
+# Objects of the version a page fetches itself, besides the manifests (signed alike).
+SIDE_OBJECTS = ("poster", "thumbnails", "transcript", "transcript_text", "chapters")
+PAGE_FIELDS = ("hls", "dash", "download", *SIDE_OBJECTS)
 
 
 def setup(app: web.Application) -> None:
@@ -93,7 +95,7 @@ def _signed(request: web.Request, asset_id: str, body: dict[str, Any],
     except ValueError as e:
         raise InvalidInput(str(e)) from None
     public = with_public_url(rec, cfg.origin.public_url)
-    for name in ("poster", "thumbnails"):  # a video's: signed the same way
+    for name in SIDE_OBJECTS:  # poster, transcript, ...: signed the same way
         if isinstance(public.get(name), str):
             urls[name] = signed_media_url(public[name], asset_id, urls["token"])
     return urls
