@@ -4,7 +4,9 @@
 //
 // Scenario: {"base", "chromium", "artifacts", "mode": "players" | "dashboard", ...}
 //
-// mode "players": {"jobs": [{"name", "player": "hlsjs" | "dashjs" | "shaka", "id", "seconds"}]}
+// mode "players": {"jobs": [{"name", "player": "hlsjs" | "dashjs" | "shaka", "id", "seconds",
+//   "linked"?: open the page on a link to the asset, "quitBeforeStart"?: hold the segments
+//   back and close the page once play was asked for}]}
 //   hls.js and dash.js play on sori's own page (window.soriPlayer.load); Shaka, which the page
 //   does not use, on a bare harness page served under the origin's address (so that its
 //   requests and the reporter's POSTs are same-origin, as on a real site), which imports the
@@ -122,10 +124,14 @@ async function playerJob(browser, ua, job) {
     await page.evaluate(([url, id]) => { window.harness.play(url, id).catch((e) => window.harness.errors.push(String(e))); },
       [`${base}/assets/${spec.id}/manifest.mpd`, spec.id]);
   } else {
-    await page.goto(`${base}/`);
+    // `linked`: opened on a link to the asset, whose stream the page starts loading before
+    // its modules run (index.html); the player adopts that hls.js instance.
+    await page.goto(spec.linked ? `${base}/?asset=${encodeURIComponent(spec.id)}` : `${base}/`);
     await page.waitForFunction(() => window.soriPlayer);
     await page.evaluate(() => window.soriPlayer.ready);
+    if (spec.linked) await page.waitForFunction(() => window.soriBoot.hls !== null, null, { timeout: 10000 }).catch(() => {});
     await page.evaluate(([id, dash]) => { window.soriPlayer.load(id, { dash }); }, [spec.id, spec.player === 'dashjs']);
+    if (spec.linked) job.check('the early hls.js instance was adopted', await page.evaluate(() => window.soriBoot.adopted));
   }
   const video = spec.player === 'shaka' ? '() => window.harness.video' : '() => window.soriPlayer.video';
   const reporter = spec.player === 'shaka' ? 'window.harness.reporter' : 'window.soriPlayer.controller.cmcd';
@@ -224,8 +230,10 @@ async function dashboardView(browser, ua, view, out) {
       await page.waitForFunction(() => window.soriDashboard.status === 'ready', null, { timeout: 20000 }).catch(() => {});
     }
   }
-  await page.waitForFunction(() => window.soriDashboard.status !== 'loading' && window.soriDashboard.report !== null,
-    null, { timeout: 20000 }).catch(() => {});
+  await page.waitForFunction(() => {
+    const d = window.soriDashboard;
+    return d.status !== 'loading' && (d.status !== 'ready' || d.report !== null);
+  }, null, { timeout: 20000 }).catch(() => {});
   await sleep(300); // a redraw at the final width, if the scroll bar came or went
   result.view = await readDashboard(page);
   const file = path.join(scenario.artifacts, `dashboard-${view.name}.png`);

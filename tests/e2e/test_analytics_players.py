@@ -11,8 +11,10 @@ sessions (issue 13).
   v2 reporter from player/cmcd.js (the page itself does not embed Shaka).
 
 Each plays a few seconds, seeks, pauses, and its page is closed (pagehide: the last reports
-leave by sendBeacon). One more hls.js playback is closed while its segments are still held
-back by the network: a listener who left before the first word.
+leave by sendBeacon). hls.js plays once more on the page opened on a link to the asset
+(`/?asset=ID`), where index.html starts an hls.js instance before the page's modules run and
+the player adopts it, session id and all. One more hls.js playback is closed while its
+segments are still held back by the network: a listener who left before the first word.
 
 What is checked: every media request a player made carried a CMCD= query with the
 playback's session id and the asset as content id, and the origin answered it; the v2
@@ -52,6 +54,9 @@ PLAYERS = {  # job name -> (player, asset id, streaming format in CMCD `sf`)
     "shaka": ("shaka", "cmcd-shaka", "d"),
 }
 QUIT_JOB = "hlsjs-quit"  # plays PLAYERS["hlsjs"]'s asset, and leaves before it starts
+# sori's page opened on a link to the asset (/?asset=ID): index.html starts hls.js before the
+# page's modules run, and the player adopts that instance (its own session id) when played
+LINKED = {"hlsjs-linked": ("hlsjs", "cmcd-linked", "h")}
 TEXTS = {
     "cmcd-hls": "Common media client data travels with every request the player makes. "
                 "The session identifier ties the requests of one playback together, and the "
@@ -59,6 +64,8 @@ TEXTS = {
     "cmcd-dash": "The same recording could be heard through the dash manifest. Every segment "
                  "request says how much is buffered, which bitrate was asked for, and how fast "
                  "the network has been lately.",
+    "cmcd-linked": "Someone shared a link to this episode. The page begins to load it at "
+                   "once, before the rest of the page has arrived, and keeps that player.",
     "cmcd-shaka": "A third player reads the manifest too. The page reports when playback "
                   "starts, when it stalls and when the listener leaves, so that the origin "
                   "can tell how quickly the first word was heard.",
@@ -99,8 +106,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env = local_env(work / "store", SORI_ANALYTICS_DATABASE=str(work / "analytics.sqlite3"))
     for asset_id, text in TEXTS.items():
         package(env, make_speech(work / f"{asset_id}.wav", text, minimum=9.0), asset_id)
-    jobs = [{"name": name, "player": player, "id": asset_id, "seconds": SECONDS}
-            for name, (player, asset_id, _) in PLAYERS.items()]
+    jobs = [{"name": name, "player": player, "id": asset_id, "seconds": SECONDS,
+             "linked": name in LINKED}
+            for name, (player, asset_id, _) in {**PLAYERS, **LINKED}.items()]
     jobs.append({"name": QUIT_JOB, "player": "hlsjs", "id": PLAYERS["hlsjs"][1],
                  "seconds": 0, "quitBeforeStart": True})
     with serve(env, work / "serve.log") as origin:
@@ -137,9 +145,9 @@ def _job(run: dict[str, Any], name: str) -> dict[str, Any]:
     return job
 
 
-@pytest.mark.parametrize("name", list(PLAYERS))
+@pytest.mark.parametrize("name", [*PLAYERS, *LINKED])
 def test_every_media_request_carries_cmcd_of_the_session(run: dict[str, Any], name: str) -> None:
-    _, asset_id, sf = PLAYERS[name]
+    _, asset_id, sf = {**PLAYERS, **LINKED}[name]
     job = _job(run, name)
     segments = [r for r in job["requests"] if r["url"].endswith(".m4s")]
     assert len(segments) >= 2, f"{name} fetched {len(segments)} segments: {job['requests'][:5]}"
@@ -155,9 +163,9 @@ def test_every_media_request_carries_cmcd_of_the_session(run: dict[str, Any], na
     assert any(_cmcd(r["cmcd"]).get("ot") == "i" for r in others), (name, job["requests"][:6])
 
 
-@pytest.mark.parametrize("name", list(PLAYERS))
+@pytest.mark.parametrize("name", [*PLAYERS, *LINKED])
 def test_play_states_reach_the_collector_as_cmcd_v2(run: dict[str, Any], name: str) -> None:
-    _, asset_id, _ = PLAYERS[name]
+    _, asset_id, _ = {**PLAYERS, **LINKED}[name]
     job = _job(run, name)
     made = _reports(job["made"])
     assert made, f"{name}: the reporter made no report"
@@ -177,7 +185,7 @@ def test_play_states_reach_the_collector_as_cmcd_v2(run: dict[str, Any], name: s
 
 def test_the_origin_counts_each_session(run: dict[str, Any]) -> None:
     """What the origin made of it: GET /v1/analytics/assets/{id} per player's asset."""
-    for name, (_, asset_id, _) in PLAYERS.items():
+    for name, (_, asset_id, _) in {**PLAYERS, **LINKED}.items():
         job = _job(run, name)
         report = run["reports"][asset_id]
         sessions = 2 if name == "hlsjs" else 1  # + the listener who left before the start

@@ -282,6 +282,27 @@ def test_analytics_is_served_like_the_player_page(run: dict[str, Any]) -> None:
         client.close()
 
 
+def test_an_origin_without_analytics_says_so(tmp_path: Path) -> None:
+    """[analytics] enabled = false: the endpoints answer 404, and the page says why rather
+    than drawing empty charts."""
+    _check_tools()
+    (tmp_path / "store").mkdir()
+    env = local_env(tmp_path / "store", SORI_ANALYTICS_ENABLED="false")
+    with serve(env, tmp_path / "serve.log") as origin:
+        scenario = {"base": origin.base, "chromium": str(CHROMIUM), "artifacts": str(ARTIFACTS),
+                    "mode": "dashboard", "viewports": [
+                        {"name": "disabled", "width": 375, "height": 812, "mobile": True}]}
+        proc = subprocess.run(["node", str(DRIVER), json.dumps(scenario)], capture_output=True,
+                              text=True, timeout=120, cwd=E2E_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    v = json.loads(proc.stdout.strip().splitlines()[-1])["views"]["disabled"]
+    assert any(r["status"] == 404 for r in v["statuses"]), v["statuses"]
+    first = v["first"]
+    assert first["status"] == "error" and not first["keyPrompt"], first
+    assert "serves no analytics" in (first["error"] or ""), first
+    assert first["overflow"]["scrollWidth"] <= 375 and not v["errors"], v
+
+
 def test_screenshots_were_taken() -> None:
     for name in ("dashboard-phone", "dashboard-desktop"):
         path: Path = ARTIFACTS / f"{name}.png"
