@@ -27,7 +27,7 @@ from analytics import cmcd, geo, privacy, spans, useragents
 from analytics.counting import EventRow, HitRow
 from analytics.db import Database, DatabaseDown, open_database
 from analytics.events import Hit, Report
-from analytics.rollup import maintain, utc_day
+from analytics.rollup import maintain, shift, utc_day
 from manifests import layout
 from settings import AnalyticsConfig
 
@@ -53,7 +53,8 @@ class Recorder:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._busy = False  # the writer holds a batch it has not written yet
-        self._salts: dict[str, str] = {}
+        self._salts: dict[str, str] = {}  # day -> salt, as the database has it
+        self._salt_used: dict[str, float] = {}  # day -> when a row last needed its salt
         self._accepted = 0  # by the submitting thread(s)
         self._dropped_full = 0  # by the submitting thread(s)
         self._written = 0  # by the writer
@@ -250,6 +251,7 @@ class Recorder:
         if self._last_maintain and now - self._last_maintain < MAINTAIN_EVERY:
             return
         self._last_maintain = now
+        self._forget_salts()
         try:
             maintain(self._database(), self.cfg.retention_days, self.clock())
         except DatabaseDown:
@@ -288,10 +290,19 @@ class Recorder:
         salt = self._salts.get(day)
         if salt is None:
             salt = self._database().salt(day, privacy.new_salt())
-            if len(self._salts) > 8:
-                self._salts.clear()
             self._salts[day] = salt
+        self._salt_used[day] = time.monotonic()
         return salt
+
+    def _forget_salts(self) -> None:
+        """Salts of days before yesterday leave memory too once no row needed them for a
+        while (a log import of an old day keeps its salt while it runs: its clients stay
+        one client each)."""
+        yesterday = shift(utc_day(self.clock()), -1)
+        idle = time.monotonic() - MAINTAIN_EVERY
+        for day in [d for d in self._salts if d < yesterday and self._salt_used[d] < idle]:
+            del self._salts[day]
+            del self._salt_used[day]
 
     # --- event -> row (no address past this point) ------------------------------------
 

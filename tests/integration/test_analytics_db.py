@@ -514,3 +514,25 @@ def test_log_lines_count_like_origin_hits(db_url: str) -> None:
     one = reports(db_url).asset("ep", D1, D1)
     assert (one["downloads"], one["listeners"], one["sessions"]) == (2, 2, 1)
     assert one["countries"] == {"DE": 1, "GB": 1}
+
+
+def test_salts_leave_the_writer_s_memory_too(db_url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import analytics.recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "MAINTAIN_EVERY", 0.2)
+    now = [NOW2]
+    rec = Recorder(cfg_for(db_url), clock=lambda: now[0])
+    rec.start()
+    for h in segments(1, 16, ts=at(DAY1, 1), ip=GB, ua=OVERCAST):
+        rec.submit(h)
+    assert rec.flush(30)
+    time.sleep(0.5)
+    assert D1 in rec._salts  # yesterday's: late events of the day still come
+    now[0] = NOW3 + 86400  # DAY1 is three days back
+    deadline = time.monotonic() + 10
+    while D1 in rec._salts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec.close()
+    assert D1 not in rec._salts
+    assert open_database(db_url).dump()["salts"] == []
