@@ -21,7 +21,7 @@ from lxml import etree
 
 from manifests import boxes, layout
 from manifests.codecs import opus_pre_skip
-from packager.errors import PackagerError
+from packager.errors import InvalidInput, PackagerError
 from packager.pipeline import package
 from settings import AudioRung, PackagerConfig
 from storage.local import LocalStore
@@ -194,3 +194,22 @@ async def test_a_ladder_rung_named_like_the_saver_is_refused(tmp_path: Path) -> 
     with pytest.raises(PackagerError, match="data-saver"):
         await package(wav, LocalStore(tmp_path / "media"), cfg, asset_id="clash")
     assert not await LocalStore(tmp_path / "media").list("clash/")
+
+
+async def test_bad_input_is_still_reported_as_bad_input(tmp_path: Path) -> None:
+    """With loudness off the AAC encode is what checks that the input decodes; the saver's
+    own encoder failing or not must not turn a corrupt input into an internal error."""
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), TEXT], check=True)
+    mp3 = tmp_path / "speech.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "libmp3lame", "-b:a", "64k",
+                    str(mp3)], check=True)
+    data = bytearray(mp3.read_bytes())
+    third = len(data) // 3
+    data[third: third + 4000] = bytes((i * 7) % 256 for i in range(4000))
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(data))
+    store = LocalStore(tmp_path / "media")
+    with pytest.raises(InvalidInput, match="corrupt media"):
+        await package(bad, store, dataclasses.replace(CFG, loudness=False), asset_id="bad")
+    assert not await store.list("bad/")
