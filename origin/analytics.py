@@ -105,7 +105,9 @@ def setup(app: web.Application) -> None:
     recorder = app[RECORDER_KEY] = Recorder(cfg.analytics)
     # Reports read through a connection of their own (the writer thread has its own).
     reports = app[REPORTS_KEY] = Reports(open_database(cfg.analytics.database))
-    hits = app[HITS_KEY] = Hits(recorder, app[STORE_KEY], app[MEDIA_KEY].guard.trusted)
+    media = app[MEDIA_KEY]
+    hits = app[HITS_KEY] = Hits(recorder, app[STORE_KEY], media.guard.trusted)
+    media.on_record = hits.observe
     metrics_of(app).analytics = lambda: (_results(recorder), recorder.queued())
 
     async def start(_app: web.Application) -> None:

@@ -174,4 +174,4 @@ def _finish(request: web.Request, resp: web.StreamResponse | None, t0: float,
                                request.get(CACHE_RESULT))
     hits = app.get(HITS_KEY)
     if hits is not None:
-        hits.response(request, code, nbytes)
+        hits.response(request, resp, code, nbytes)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -153,6 +153,9 @@ class MediaHandler:
         self.live_serving: Any = None
         # Live streams other workers or replicas produce: forwarded to their owner.
         self.live_remote: Any = None
+        # Told of every record this worker reads (origin.observe.hits: the analytics build
+        # what they need of an asset from it, with no read of their own).
+        self.on_record: Callable[[str, dict[str, Any]], None] | None = None
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -286,6 +289,8 @@ class MediaHandler:
             raise NotFound("no such asset")
         self.alive.put(asset_id, (time.monotonic() + ALIVE_FOR, is_private_record(rec),
                                   rec.get("state") == "live"))
+        if self.on_record is not None:
+            self.on_record(asset_id, rec)
 
     def forget(self, asset_id: str) -> None:
         """Drop everything this worker holds of `asset_id`."""

@@ -10,10 +10,12 @@ recorder, which never blocks (a full queue drops and counts). Classifying, hashi
 geography and writing happen in the recorder's thread.
 
 Counting needs to know the asset (its duration, segment length, renditions): its
-`AssetInfo` is built from the record once per asset and version, read by a background
-task the first time the asset is met (the hits of that moment wait for it in a short
-list, not the request), again when a segment of another version shows up (re-packaged)
-and otherwise every few minutes. A request never waits for a store read.
+`AssetInfo` is built from the record origin.media reads anyway (before it serves an
+asset, then again every ALIVE_FOR seconds while it is in use, in the background; it tells
+`observe`), again only when the record changed: no store read of its own. The size of
+the progressive file (not in the record) comes from the first download response. Only
+when an asset is not known (evicted from this table) does a background task read the
+record; the hits of that moment wait in a short list, never the request.
 
 Errors (4xx, 5xx) and aborted responses are not recorded: they deliver nothing to
 count, and a scanner's 404s would only fill the database. HEAD and 304 are recorded
@@ -33,14 +35,12 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from analytics.events import AssetInfo, Hit
-from manifests import layout
 from origin.access.client_ip import Network, client_address
 from origin.http.object_cache import LruDict
 from origin.http.request_head import RequestHead
 from packager.publish import read_record
 from signing.urls import MARK
 from storage.base import Store
-from storage.errors import StoreError
 
 log = logging.getLogger("sori.analytics")
 
@@ -49,9 +49,7 @@ DOWNLOAD_PREFIX = "/v1/assets/"
 DOWNLOAD_SUFFIX = "/download"
 INFO_ENTRIES = 16384  # assets whose AssetInfo is kept
 WAITING_MAX = 512  # hits of one asset held while its record is read; then sent without
-REFRESH = 300.0  # seconds: a record is read again at most this often (VOD)
-LIVE_REFRESH = 10.0  # seconds, while the record says live (its duration grows, it seals)
-RETRY = 10.0  # seconds before another read after a failed one or a version not found
+RETRY = 10.0  # seconds: a segment of another version makes a read after this long
 READ_TIMEOUT = 10.0
 # origin.live.peers.HOP (not imported: origin.live imports origin.app, which imports this):
 # a request another worker forwarded here is recorded by that worker, which answered it.
@@ -71,8 +69,8 @@ class Sink(Protocol):
 class _Known:
     version: str | None  # the record's version when read
     info: AssetInfo | None  # None: no record (deleted) or unreadable
-    read_at: float  # time.monotonic()
-    until: float  # read again after this
+    read_at: float  # time.monotonic() of the last read
+    stamp: object  # what of the record, changed, makes the info be built again
 
 
 def media_object(raw_path: str) -> tuple[str, str] | None:
@@ -117,10 +115,12 @@ class Hits:
         self._known: LruDict[_Known] = LruDict(INFO_ENTRIES)
         self._waiting: dict[str, list[Hit]] = {}
         self._reads: dict[str, asyncio.Task[None]] = {}
+        self.reads = 0  # records this object read itself (not through origin.media)
 
     # --- from the two answering paths ------------------------------------------------------
 
-    def response(self, request: web.BaseRequest, status: int, nbytes: int) -> None:
+    def response(self, request: web.BaseRequest, resp: web.StreamResponse | None, status: int,
+                 nbytes: int) -> None:
         """A response aiohttp answered (origin.app's `_finish`)."""
         if not 100 <= status < 400:
             return
@@ -133,6 +133,8 @@ class Hits:
         headers = request.headers
         if PEER_HOP in headers:
             return
+        if found[1] == "download" and resp is not None and status in (200, 206):
+            self._note_download_size(found[0], resp)
         cmcd = request.query.get("CMCD") if request.query_string else None
         if "CMCD-Request" in headers or "CMCD-Session" in headers or \
                 "CMCD-Object" in headers or "CMCD-Status" in headers:
@@ -164,19 +166,17 @@ class Hits:
             byte_range: str | None, ip: str, ua: str, cmcd: str | None) -> None:
         known = self._known.get(asset)
         if known is not None:
-            if rel.startswith("v/") and known.version is not None:
-                version = rel[2:].partition("/")[0]
-                fresh_version = version == known.version
-            else:
-                fresh_version = True
-            now = time.monotonic()
-            if fresh_version or now - known.read_at < RETRY:
-                if known.until <= now:
-                    self._read(asset)  # in the background; this hit keeps the old info
-                self.sink.submit(Hit(time.time(), asset, rel, method, status, nbytes,
-                                     byte_range, ip, ua, cmcd, "origin", known.info))
-                return
-        # Never seen, or a version it did not have: the hit waits for the record.
+            # A segment of another version than the record said: re-packaged since
+            # (origin.media reads the record again within ALIVE_FOR), or an old URL.
+            if (rel.startswith("v/") and known.version is not None
+                    and not rel.startswith(f"v/{known.version}/")
+                    and time.monotonic() - known.read_at >= RETRY):
+                self._read(asset)
+            self.sink.submit(Hit(time.time(), asset, rel, method, status, nbytes,
+                                 byte_range, ip, ua, cmcd, "origin", known.info))
+            return
+        # Not known (origin.media read the record before another module was told, or long
+        # ago): the hit waits for a read of the record.
         hit = Hit(time.time(), asset, rel, method, status, nbytes, byte_range, ip, ua, cmcd)
         waiting = self._waiting.get(asset)
         if waiting is None:
@@ -187,6 +187,53 @@ class Hits:
         else:
             self.sink.submit(hit)
 
+    # --- what is known of each asset ----------------------------------------------------------
+
+    def observe(self, asset: str, rec: dict[str, Any]) -> None:
+        """A record origin.media just read (every ALIVE_FOR seconds per asset in use):
+        AssetInfo is built again only when the record changed."""
+        try:
+            known = self._known.get(asset)
+            now = time.monotonic()
+            version = rec.get("version")
+            version = version if isinstance(version, str) else None
+            stamp = (rec.get("state"), rec.get("duration"), rec.get("updated"))
+            if known is not None and known.version == version and known.stamp == stamp:
+                self._known.put(asset, dataclasses.replace(known, read_at=now))
+                return
+            self._learn(asset, rec, known, now)
+        except Exception:  # never into origin.media's request
+            log.exception("analytics: the record of %s not understood", asset)
+
+    def _learn(self, asset: str, rec: dict[str, Any], previous: _Known | None,
+               now: float) -> None:
+        version = rec.get("version")
+        version = version if isinstance(version, str) else None
+        size = (previous.info.download_bytes if previous is not None
+                and previous.info is not None and previous.version == version else 0)
+        try:
+            info: AssetInfo | None = AssetInfo.from_record(rec, download_bytes=size)
+        except Exception as e:  # a record counting cannot read: hits go without it
+            log.warning("analytics: record of %s not understood (%s)", asset, e)
+            info = None
+        stamp = (rec.get("state"), rec.get("duration"), rec.get("updated"))
+        self._known.put(asset, _Known(version, info, now, stamp))
+        self._release(asset, info)
+
+    def _note_download_size(self, asset: str, resp: web.StreamResponse) -> None:
+        """The progressive file's size, from a download response (the record's `size` is
+        the whole bundle): counting turns a download's byte ranges into media time."""
+        known = self._known.get(asset)
+        if known is None or known.info is None or known.info.download_bytes:
+            return
+        total = resp.content_length if resp.status == 200 else None
+        if resp.status == 206:
+            _, _, tail = (resp.headers.get("Content-Range") or "").rpartition("/")
+            total = int(tail) if tail.isdigit() else None
+        if total:
+            info = dataclasses.replace(known.info, download_bytes=total)
+            self._known.put(asset, dataclasses.replace(known, info=info))
+
     def _read(self, asset: str) -> None:
         if asset in self._reads:
             return
@@ -195,8 +242,9 @@ class Hits:
         task.add_done_callback(lambda _t: self._reads.pop(asset, None))
 
     async def _look(self, asset: str) -> None:
+        """A read of the record by this object (rare: origin.media normally tells it)."""
         previous = self._known.get(asset)
-        info: AssetInfo | None
+        self.reads += 1
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 rec = await read_record(self.store, asset)
@@ -205,44 +253,15 @@ class Hits:
             raise
         except Exception as e:  # a store down: keep what was known, try again later
             log.warning("analytics: cannot read the record of %s (%s)", asset, e)
-            now = time.monotonic()
+            rec = None
+        now = time.monotonic()
+        if rec is None:  # deleted, or unreadable: what was known stands, for a while
             info = previous.info if previous is not None else None
             self._known.put(asset, _Known(previous.version if previous else None, info, now,
-                                          now + RETRY))
+                                          previous.stamp if previous else None))
             self._release(asset, info)
             return
-        now = time.monotonic()
-        if rec is None:
-            known = _Known(None, None, now, now + RETRY)
-        else:
-            try:
-                size = await self._download_size(asset, rec)
-                info = AssetInfo.from_record(rec, download_bytes=size)
-            except asyncio.CancelledError:
-                self._release(asset, previous.info if previous is not None else None)
-                raise
-            except Exception as e:  # a record counting cannot read: hits go without it
-                log.warning("analytics: record of %s not understood (%s)", asset, e)
-                info = None
-            version = rec.get("version")
-            live = rec.get("state") == "live"
-            known = _Known(version if isinstance(version, str) else None, info, now,
-                           now + (LIVE_REFRESH if live else REFRESH))
-        self._known.put(asset, known)
-        self._release(asset, known.info)
-
-    async def _download_size(self, asset: str, rec: dict[str, Any]) -> int:
-        """The progressive file's size (the record's `size` is the whole bundle): counting
-        turns a download's byte ranges into media time with it. 0 when unknown."""
-        rel = rec.get("download_key")
-        if not isinstance(rel, str) or not rel or rec.get("state") == "live":
-            return 0
-        try:
-            async with asyncio.timeout(READ_TIMEOUT):
-                stat = await self.store.stat(layout.key(asset, rel))
-        except (StoreError, TimeoutError):
-            return 0
-        return int(stat.size)
+        self._learn(asset, rec, previous, now)
 
     def _release(self, asset: str, info: AssetInfo | None) -> None:
         for hit in self._waiting.pop(asset, ()):

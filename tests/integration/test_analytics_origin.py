@@ -639,6 +639,8 @@ async def test_the_fast_lane_answers_and_records_a_lone_cmcd_query(
     assert all(r[5] == "low" for r in rows)
     assert json.loads(rows[1][4]) == {"br": 800, "sid": "lane-1", "mtp": 3000}
     assert json.loads(rows[3][4]) == {"sid": "lane-2", "mtp": 1200}
+    # The asset's facts came from the record origin.media read: no read of their own.
+    assert app[HITS_KEY].reads == 0
 
 
 def test_a_request_forwarded_by_another_worker_is_not_recorded_twice() -> None:
