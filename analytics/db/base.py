@@ -71,7 +71,10 @@ class Database:
                     self._conn = conn
                 cur = self._stream_cursor(self._conn) if stream else self._conn.cursor()
                 try:
-                    yield cur
+                    try:
+                        yield cur
+                    finally:
+                        cur.close()
                     self._conn.commit()
                 except BaseException:
                     self._rollback()
