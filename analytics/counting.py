@@ -17,8 +17,9 @@ same as its downloads). Bytes: every body byte sent for the asset, whoever asked
 
 QoE, per player session (CMCD `sid`; a report without one is its client's session):
 - v2 play states (`sta`, ordered by the report's `ts`, else the time received):
-  startup = first `p` after the first `s`; time playing (`p`) and rebuffering (`r`) is the
-  time to the next state; a rebuffer is an entry into `r` after playback began; a session
+  startup = first `p` after the first `s`; time playing (`p`) and rebuffering (`r`, once
+  playback began: buffering before the first `p` is startup) is the time to the next
+  state; a rebuffer is an entry into `r` after playback began; a session
   with states but never `p` exited before start;
 - v1 requests: `bs` (buffer starved) counts a rebuffer per flagged request; when the
   first request carries `su` (startup), startup = the first later request without `su`
@@ -307,9 +308,9 @@ def _judge(q: Qoe, s: _Session) -> None:
             gap = min(max(0.0, t_next - t), MAX_STATE_GAP_MS) / 1000.0
             if st == "p":
                 q.playing_s += gap
-            elif st == "r":
+            elif st == "r" and played is not None and t >= played:  # not startup's wait
                 q.waiting_s += gap
-                if previous != "r" and played is not None and t >= played:
+                if previous != "r":
                     q.rebuffers += 1
             previous = st
         return
