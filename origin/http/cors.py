@@ -4,7 +4,8 @@ Players load segments with XHR/fetch from other origins, so every response
 under /assets carries `Access-Control-Allow-Origin` (errors included: a player
 must be able to read a 404 or a 503 to react to it), exposes the headers a
 player needs to read (`Content-Range` for ranges, `Content-Length`, `Age` for
-live latency maths), and preflights allow `Range` and the conditional headers.
+live latency maths), and preflights allow `Range`, the conditional headers and the
+four CMCD headers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from origin.http import headers as h
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 ALLOWED_REQUEST_HEADERS = ("range", "if-range", "if-none-match", "if-modified-since",
-                           "if-match", "if-unmodified-since", "accept-encoding", "cache-control")
+                           "if-match", "if-unmodified-since", "accept-encoding", "cache-control",
+                           # CMCD in header mode (CTA-5004; hls.js, dash.js and Shaka can
+                           # send it so), recorded by the analytics (origin.observe.hits)
+                           "cmcd-request", "cmcd-object", "cmcd-status", "cmcd-session")
 EXPOSED_HEADERS = "Content-Range, Content-Length, Age, ETag, Accept-Ranges, Last-Modified, Date"
 PREFLIGHT_MAX_AGE = "86400"
 

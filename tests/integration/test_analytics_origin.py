@@ -362,6 +362,15 @@ def test_cmcd_in_the_query_and_in_headers_is_recorded(site: Site) -> None:
     assert after["renditions"][rendition] > before["renditions"].get(rendition, 0.0)
 
 
+def test_a_player_on_another_origin_may_send_cmcd_headers(site: Site) -> None:
+    r = HttpClient(site.origin.base).request("OPTIONS", f"/assets/{EP40}/master.m3u8", {
+        "Origin": "https://player.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "cmcd-request,cmcd-object,cmcd-status,cmcd-session"})
+    assert r.status == 204
+    allowed = {v.strip() for v in (r.header("Access-Control-Allow-Headers") or "").split(",")}
+    assert {"cmcd-request", "cmcd-object", "cmcd-status", "cmcd-session"} <= allowed
+
+
 def test_a_cmcd_v2_report_post_gives_startup_and_rebuffering(site: Site) -> None:
     before = figures(site, EP90)
     sid = "sess-v2"
