@@ -85,10 +85,11 @@ class Upload:
     kind: str
     filename: str | None  # as the client named it (multipart), if it did
     access: str | None = None  # "public" / "private"; None: keep what the asset had
-    transcript: bytes | None = None  # the `transcript` part, already checked by parsing
+    transcript: bytes | None = None  # the `transcript` part as sent (the queue carries it)
+    parsed: Transcript | None = None  # ... and parsed (in a thread, when it arrived)
 
     def parsed_transcript(self) -> Transcript | None:
-        return parse_transcript(self.transcript) if self.transcript is not None else None
+        return self.parsed
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -146,7 +147,7 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
     await asyncio.to_thread(upload_dir.mkdir, parents=True, exist_ok=True)
     directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="up-", dir=upload_dir))
     try:
-        transcript: bytes | None = None
+        transcript: tuple[bytes, Transcript] | None = None
         if multipart:
             path, size, filename, transcript = await _receive_multipart(request, directory,
                                                                         limit, fields)
@@ -158,14 +159,15 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
         if size == 0:
             raise UploadError("the upload is empty: the file has no bytes")
         if transcript is not None:
-            await _check_transcript_ends(path, transcript)
+            await _check_transcript_ends(path, transcript[1])
         check_fields(fields)  # form fields may have come after the query check
         asset_id = fields.get("id") or (
             default_asset_id(Path(filename)) if filename else f"asset-{secrets.token_hex(4)}")
         title = fields.get("title") or None
         return Upload(directory, path, size, check_id(asset_id), title,
                       check_kind(fields.get("kind") or "auto"), filename,
-                      fields.get("access") or None, transcript)
+                      fields.get("access") or None,
+                      *(transcript if transcript is not None else (None, None)))
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, directory, True)
         raise
@@ -173,7 +175,7 @@ async def receive(request: web.BaseRequest, upload_dir: Path, limit: int) -> Upl
 
 async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: int,
                              fields: dict[str, str],
-                             ) -> tuple[Path, int, str | None, bytes | None]:
+                             ) -> tuple[Path, int, str | None, tuple[bytes, Transcript] | None]:
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError) as e:  # aiohttp asserts on a missing boundary
@@ -181,7 +183,7 @@ async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: i
     path: Path | None = None
     size = 0
     filename: str | None = None
-    transcript: bytes | None = None
+    transcript: tuple[bytes, Transcript] | None = None
     try:
         while True:
             part = await reader.next()
@@ -219,7 +221,7 @@ async def _receive_multipart(request: web.BaseRequest, directory: Path, limit: i
     return path, size, filename, transcript
 
 
-async def _read_transcript(part: BodyPartReader) -> bytes:
+async def _read_transcript(part: BodyPartReader) -> tuple[bytes, Transcript]:
     """The `transcript` part (at most the transcript size limit, in memory: it is text),
     refused with a 400 that names the problem when it does not parse."""
     data = bytearray()
@@ -228,13 +230,13 @@ async def _read_transcript(part: BodyPartReader) -> bytes:
         if len(data) > TRANSCRIPT_MAX_BYTES:
             raise UploadError(f"transcript: more than the limit of {TRANSCRIPT_MAX_BYTES} bytes")
     try:
-        await asyncio.to_thread(parse_transcript, bytes(data), part.filename or "")
+        parsed = await asyncio.to_thread(parse_transcript, bytes(data), part.filename or "")
     except TranscriptError as e:
         raise UploadError(str(e)) from None
-    return bytes(data)
+    return bytes(data), parsed
 
 
-async def _check_transcript_ends(path: Path, data: bytes) -> None:
+async def _check_transcript_ends(path: Path, t: Transcript) -> None:
     """Refuse a transcript whose cues plainly run past the media's end (TRANSCRIPT_SLACK)."""
     try:
         info = await probe.probe(path, max_duration=math.inf)
@@ -244,7 +246,6 @@ async def _check_transcript_ends(path: Path, data: bytes) -> None:
         return
     share, seconds = TRANSCRIPT_SLACK
     limit = info.duration * (1 + share) + seconds
-    t = await asyncio.to_thread(parse_transcript, data)
     for n, cue in enumerate(t.cues, start=1):
         if cue.end / 1000 > limit:
             raise UploadError(f"transcript: cue {n} ({format_timestamp(cue.start)} --> "
