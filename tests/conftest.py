@@ -31,11 +31,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_runner import BaseRunner
+from hypothesis import settings as hypothesis_settings
 from minio import Minio
 
 from origin.fast_lane import OriginRunner
 from sori.config import StorageConfig
 from storage import LocalStore, S3Store, Store
+
+# Property tests judge correctness, not speed: on two shared cores a case can take longer
+# than hypothesis's default 200 ms deadline, which would fail a correct test at random.
+hypothesis_settings.register_profile("sori", deadline=None)
+hypothesis_settings.load_profile("sori")
 
 # The DASH-MPD schema every MPD is validated against, kept in the repository (tests/schemas)
 # so that a clean clone needs no sibling folder and no network.
