@@ -1,7 +1,8 @@
 """Origin throughput: sori (local store, S3 store) against nginx serving the same files.
 
     .venv/bin/python -m bench.origin [--duration 10] [--connections 64] [--workers 1,2]
-                                     [--soak 60] [--access-log] [--signed] [--json]
+                                     [--soak 60] [--access-log] [--signed] [--analytics]
+                                     [--analytics-only] [--json]
 
 One packaged hour of speech (bench/speech.py, packaged once by `sori package` into
 bench/out/store_60min/) is served by, in the same run:
@@ -26,6 +27,13 @@ requests/s): the same segments served from a private copy of the asset (hard lin
 its record marked private) through signed URLs, 64 users with a token each, against
 the same requests unsigned on the public asset; alternated (unsigned, signed, unsigned,
 signed) per worker count so that drift on a shared machine hits both alike.
+
+With --analytics, the cost of listening analytics (issue 13: at most 10% fewer
+requests/s): the same segments from the same store with `[analytics] enabled` false and
+true (SQLite in the run's directory), alternated (off, on, off, on) per worker count, and
+what the writer sustained: hits offered and written per second during the measured run,
+those dropped (queue full), and how long the queue took to drain after it.
+--analytics-only skips every other target.
 """
 
 from __future__ import annotations
@@ -68,6 +76,8 @@ PRIVATE_ID = "speech60p"
 SIGNING_KEYS = {"bench": "a-benchmark-signing-secret-0001"}
 SIGNED_USERS = 64
 SIGNED_TARGET = 0.90
+ANALYTICS_TARGET = 0.90
+DRAIN_WAIT = 120.0  # seconds the analytics queue may take to drain after a run
 RPS_TARGET = 0.5
 P99_TARGET_MS = 50.0
 
@@ -172,6 +182,82 @@ def signed_cost(store: Path, urls: list[str], work: Path, args: argparse.Namespa
         out["runs"].append({"workers": w, "rps": rps, "mean": mean, "ratio": ratio,
                             "pass": ratio >= SIGNED_TARGET})
     shutil.rmtree(private, ignore_errors=True)
+    return out
+
+
+# --- analytics on and off -------------------------------------------------------------------
+
+def analytics_cost(store: Path, urls_file: Path, work: Path, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    out: dict[str, Any] = {"runs": []}
+    for w in args.workers:
+        rps: dict[str, list[float]] = {"off": [], "on": []}
+        writer: list[dict[str, Any]] = []
+        for rnd in range(2):
+            for kind in ("off", "on"):
+                env = {"SORI_STORAGE_ROOT": str(store),
+                       "SORI_ANALYTICS_ENABLED": "true" if kind == "on" else "false",
+                       "SORI_ANALYTICS_DATABASE": str(work / f"analytics-w{w}-{rnd}.sqlite3")}
+                server = start_sori(f"sori-analytics-{kind} w{w}", free_port(), env, w,
+                                    args.access_log, work)
+                try:
+                    r, events = measure_analytics(server, urls_file, args, w)
+                finally:
+                    stop(server.proc)
+                if r["errors"]:
+                    raise RuntimeError(f"analytics {kind} w{w}: {r['error_detail']}")
+                rps[kind].append(r["rps"])
+                if kind == "on":
+                    writer.append(events)
+        mean = {k: sum(v) / len(v) for k, v in rps.items()}
+        ratio = mean["on"] / mean["off"]
+        out["runs"].append({"workers": w, "rps": rps, "mean": mean, "ratio": ratio,
+                            "writer": writer, "pass": ratio >= ANALYTICS_TARGET})
+    return out
+
+
+def measure_analytics(server: Server, urls_file: Path, args: argparse.Namespace,
+                      workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A warmed-up run, with the analytics counters of every worker read around it."""
+    warm_cache(server, urls_file, args.connections, args.warm, workers, 180.0)
+    before = analytics_counts(server, workers)
+    result = run_wrk(server.base_url, urls_file, args.duration, args.connections)
+    after = analytics_counts(server, workers)
+    seconds = args.duration
+    events: dict[str, Any] = {}
+    if after:
+        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+        t0 = time.monotonic()
+        while analytics_counts(server, workers).get("queue", 0.0) > 0:
+            if time.monotonic() - t0 > DRAIN_WAIT:
+                break
+            time.sleep(0.2)
+        events = {"offered_per_s": (delta.get("accepted", 0.0) + delta.get("dropped", 0.0))
+                  / seconds,
+                  "written_per_s": delta.get("written", 0.0) / seconds,
+                  "dropped": delta.get("dropped", 0.0),
+                  "drain_s": time.monotonic() - t0,
+                  "total": analytics_counts(server, workers)}
+    return result, events
+
+
+def analytics_counts(server: Server, workers: int) -> dict[str, float]:
+    """sori_analytics_events_total by result and the queue, summed over the workers (as of
+    up to a second ago for the others: with several, this waits that long first)."""
+    if workers > 1:
+        time.sleep(metrics_share.PUBLISH_EVERY + 0.1)
+    try:
+        with urllib.request.urlopen(server.base_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for m in re.finditer(r'^sori_analytics_events_total\{(.*?)\} ([0-9.e+]+)$', text, re.M):
+        result = re.search(r'result="(\w+)"', m.group(1))
+        if result:
+            out[result.group(1)] = out.get(result.group(1), 0.0) + float(m.group(2))
+    for m in re.finditer(r'^sori_analytics_queue_events(?:\{.*?\})? ([0-9.e+]+)$', text, re.M):
+        out["queue"] = out.get("queue", 0.0) + float(m.group(1))
     return out
 
 
@@ -338,6 +424,15 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     rows: list[dict[str, Any]] = []
     moto = None
+    if args.analytics_only:
+        try:
+            info["analytics"] = analytics_cost(store, urls_file, work, args)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        info["load_after"] = os.getloadavg()
+        info["results"] = []
+        return info
     try:
         nginx = start_nginx(store, free_port(), work)
         try:
@@ -372,6 +467,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     stop(s3.proc)
         if args.signed:
             info["signed"] = signed_cost(store, urls, work, args)
+        if args.analytics:
+            info["analytics"] = analytics_cost(store, urls_file, work, args)
         if args.soak:
             w = max(args.workers)
             local = start_sori(f"sori-local w{w} soak", free_port(),
@@ -411,8 +508,9 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"S3: moto_server, {u['objects']} objects uploaded in {u['seconds']:.1f} s")
     head = (f"{'target':<16} {'req/s':>9} {'MB/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'errors':>6} {'RSS MB':>7} {'vs nginx':>8}  targets (>=0.5x, p99<50ms, 0 err)")
-    print(head)
-    print("-" * len(head))
+    if r["results"]:
+        print(head)
+        print("-" * len(head))
     for row in r["results"]:
         verdict = ""
         if "pass" in row:
@@ -443,6 +541,21 @@ def print_report(r: dict[str, Any]) -> None:
                   f"({sg['users']} users' tokens) vs {m['unsigned']:.0f} unsigned (mean of "
                   f"{len(run['rps']['signed'])} alternated runs each): {run['ratio']:.3f}x "
                   f"-> {'PASS' if run['pass'] else 'MISS'} (target >= {SIGNED_TARGET}x)")
+    an = r.get("analytics")
+    if an:
+        for run in an["runs"]:
+            m = run["mean"]
+            print(f"analytics, w{run['workers']}: {m['on']:.0f} req/s on vs {m['off']:.0f} off "
+                  f"(mean of {len(run['rps']['on'])} alternated runs each: on "
+                  f"{', '.join(f'{x:.0f}' for x in run['rps']['on'])}; off "
+                  f"{', '.join(f'{x:.0f}' for x in run['rps']['off'])}): {run['ratio']:.3f}x "
+                  f"-> {'PASS' if run['pass'] else 'MISS'} (target >= {ANALYTICS_TARGET}x)")
+            for ev in run["writer"]:
+                if ev:
+                    print(f"  writer: {ev['offered_per_s']:.0f} hits/s offered, "
+                          f"{ev['written_per_s']:.0f} written/s during the run, "
+                          f"{ev['dropped']:.0f} dropped (queue full); queue drained "
+                          f"{ev['drain_s']:.1f} s after")
     s = r.get("soak")
     if s:
         print(f"soak: sori-local w{s['workers']} for {s['seconds']:g} s: RSS (tree) idle "
@@ -471,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-s3", action="store_true", help="skip the S3 store runs")
     ap.add_argument("--signed", action="store_true",
                     help="also measure signed URLs of a private copy against unsigned ones")
+    ap.add_argument("--analytics", action="store_true",
+                    help="also measure listening analytics on against off")
+    ap.add_argument("--analytics-only", action="store_true",
+                    help="measure only analytics on against off (no nginx, S3, ...)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
