@@ -59,6 +59,28 @@ CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 _CMCD_FIELDS = tuple(name.lower() for name in CMCD_HEADERS)
 
 
+def _hit_maker() -> Any:
+    """A constructor of `Hit` from its fields in order, about twice as fast as the frozen
+    dataclass's own `__init__` (which goes through `object.__setattr__` once per field:
+    a microsecond of a request's few). It sets the slots through their descriptors; the
+    fields are read from the class, so a field added or moved there is followed here."""
+    names = [f.name for f in dataclasses.fields(Hit)]
+    setters = [getattr(Hit, n).__set__ for n in names]
+    pairs = tuple(zip(range(len(names)), setters, strict=True))
+    new = Hit.__new__
+
+    def make(*values: Any) -> Hit:
+        hit = new(Hit)
+        for i, put in pairs:
+            put(hit, values[i])
+        return hit
+
+    return make
+
+
+make_hit = _hit_maker()
+
+
 class Sink(Protocol):
     """Where hits go: analytics.recorder.Recorder (its submit never blocks)."""
 
@@ -172,8 +194,8 @@ class Hits:
                     and not rel.startswith(f"v/{known.version}/")
                     and time.monotonic() - known.read_at >= RETRY):
                 self._read(asset)
-            self.sink.submit(Hit(time.time(), asset, rel, method, status, nbytes,
-                                 byte_range, ip, ua, cmcd, "origin", known.info))
+            self.sink.submit(make_hit(time.time(), asset, rel, method, status, nbytes,
+                                      byte_range, ip, ua, cmcd, "origin", known.info))
             return
         # Not known (origin.media read the record before another module was told, or long
         # ago): the hit waits for a read of the record.

@@ -49,6 +49,7 @@ from real_clients import (
 )
 from test_origin_support import ASSET, SEGMENT, publish
 
+from analytics.events import Hit
 from analytics.useragents import classify
 from origin.analytics import RECORDER_KEY
 from origin.app import HITS_KEY, create_app
@@ -650,6 +651,13 @@ async def test_the_fast_lane_answers_and_records_a_lone_cmcd_query(
     assert json.loads(rows[3][4]) == {"sid": "lane-2", "mtp": 1200}
     # The asset's facts came from the record origin.media read: no read of their own.
     assert app[HITS_KEY].reads == 0
+
+
+def test_the_fast_hit_constructor_makes_the_same_hit() -> None:
+    values = (1.5, "a", "v/x/low/seg_00001.m4s", "GET", 206, 5, "bytes=0-4", "203.0.113.1",
+              UA_CHROME, "sid=\"s\"", "origin", None)
+    made = hits_module.make_hit(*values)
+    assert type(made) is Hit and made == Hit(*values)
 
 
 def test_a_request_forwarded_by_another_worker_is_not_recorded_twice() -> None:
