@@ -124,7 +124,8 @@ export class CmcdReporter {
       this.starting();
     });
     on(video, 'playing', () => this._playing());
-    on(video, 'waiting', () => { if (this.started && !video.seeking) this._report('r'); });
+    // waiting for data: a rebuffer once playing; while (or just after) seeking, part of the seek
+    on(video, 'waiting', () => { if (this.started && !video.seeking && this.state !== 'k') this._report('r'); });
     on(video, 'seeking', () => { if (this.state) this._report('k'); });
     on(video, 'seeked', () => {
       if (!this.state || !this.started) return;

@@ -6,7 +6,8 @@
 //
 // mode "players": {"jobs": [{"name", "player": "hlsjs" | "dashjs" | "shaka", "id", "seconds",
 //   "linked"?: open the page on a link to the asset, "quitBeforeStart"?: hold the segments
-//   back and close the page once play was asked for}]}
+//   back and close the page once play was asked for, "v1Only"?: Shaka without the page's v2
+//   reporter}]}
 //   hls.js and dash.js play on sori's own page (window.soriPlayer.load); Shaka, which the page
 //   does not use, on a bare harness page served under the origin's address (so that its
 //   requests and the reporter's POSTs are same-origin, as on a real site), which imports the
@@ -76,7 +77,7 @@ import { CmcdReporter, newSessionId, shakaCmcd } from '/player/cmcd.js';
 const video = document.getElementById('v');
 window.harness = {
   video, reporter: null, player: null, errors: [],
-  async play(url, id) {
+  async play(url, id, withReporter = true) {
     const askedAt = performance.now();
     shaka.polyfill.installAll();
     const sid = newSessionId();
@@ -86,9 +87,12 @@ window.harness = {
     player.configure(shakaCmcd(id, sid));
     player.addEventListener('error', (e) => this.errors.push(String(e.detail && e.detail.code)));
     const stats = () => player.getStats();
-    this.reporter = new CmcdReporter(video, { sid, cid: id, askedAt,
-      bitrate: () => stats().streamBandwidth, throughput: () => stats().estimatedBandwidth });
-    this.reporter.starting();
+    this.sid = sid;
+    if (withReporter) {
+      this.reporter = new CmcdReporter(video, { sid, cid: id, askedAt,
+        bitrate: () => stats().streamBandwidth, throughput: () => stats().estimatedBandwidth });
+      this.reporter.starting();
+    }
     await player.load(url);
     await video.play();
   },
@@ -121,8 +125,9 @@ async function playerJob(browser, ua, job) {
     await page.route(`${base}/__e2e/shaka.js`, (r) => r.fulfill({ status: 200, contentType: 'text/javascript', path: SHAKA }));
     await page.goto(`${base}/__e2e/shaka.html`);
     await page.waitForFunction(() => window.harness);
-    await page.evaluate(([url, id]) => { window.harness.play(url, id).catch((e) => window.harness.errors.push(String(e))); },
-      [`${base}/assets/${spec.id}/manifest.mpd`, spec.id]);
+    await page.evaluate(([url, id, withReporter]) => {
+      window.harness.play(url, id, withReporter).catch((e) => window.harness.errors.push(String(e)));
+    }, [`${base}/assets/${spec.id}/manifest.mpd`, spec.id, !spec.v1Only]);
   } else {
     // `linked`: opened on a link to the asset, whose stream the page starts loading before
     // its modules run (index.html); the player adopts that hls.js instance.
@@ -159,7 +164,7 @@ async function playerJob(browser, ua, job) {
   await sleep(600);
   await page.evaluate(`(${video})().pause()`);
   await sleep(300);
-  job.out.sid = await page.evaluate(`${reporter}?.sid ?? null`);
+  job.out.sid = await page.evaluate(spec.v1Only ? 'window.harness.sid' : `${reporter}?.sid ?? null`);
   job.out.made = await page.evaluate(`[...(${reporter}?.reports ?? [])]`);
   await page.screenshot({ path: path.join(scenario.artifacts, `analytics-${spec.name}.png`) }).catch(() => {});
   // The page goes away: pagehide sends the last reports (sta=q) by beacon.
