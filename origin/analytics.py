@@ -215,14 +215,20 @@ async def preflight(request: web.Request) -> web.Response:
 # --- reports -------------------------------------------------------------------------------
 
 async def summary(request: web.Request) -> web.Response:
-    return await _report(request, None)
+    return _no_store(await _report(request, None))
 
 
 async def asset_report(request: web.Request) -> web.Response:
     asset_id = request.match_info["id"]
     if not layout.is_valid_asset_id(asset_id):
-        return json_error(400, f"invalid asset id {asset_id!r}")
-    return await _report(request, asset_id)
+        return _no_store(json_error(400, f"invalid asset id {asset_id!r}"))
+    return _no_store(await _report(request, asset_id))
+
+
+def _no_store(resp: web.Response) -> web.Response:
+    """Every answer of the reports, errors included (a 404 is cacheable by default)."""
+    resp.headers[h.CACHE_CONTROL] = h.NO_STORE
+    return resp
 
 
 async def _report(request: web.Request, asset_id: str | None) -> web.Response:

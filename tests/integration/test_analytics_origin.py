@@ -526,6 +526,7 @@ def test_reports_need_the_key(site: Site) -> None:
     for path in ("/v1/analytics/summary", f"/v1/analytics/assets/{EP40}"):
         r = http.get(path)
         assert r.status == 401 and "error" in json.loads(r.body)
+        assert r.header("Cache-Control") == "no-store"
         r = http.get(path, {"Authorization": "Bearer not-the-key"})
         assert r.status == 401 and "error" in json.loads(r.body)
         assert http.get(path, AUTH).status == 200
@@ -577,6 +578,7 @@ def test_disabled_analytics_record_nothing_and_answer_404(site: Site, tmp_path: 
             r = http.request(method, path)
             assert r.status == 404, path
             assert "analytics disabled" in json.loads(r.body)["error"]
+            assert r.header("Cache-Control") == "no-store"  # it may be enabled later
         assert "sori_analytics_events" not in http.get("/metrics").body.decode()
     assert not db.exists()
 
