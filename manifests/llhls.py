@@ -223,15 +223,17 @@ def live_subtitles_playlist(durations: Iterable[float], timing: LiveTiming, *,
                             first_number: int = 1) -> str:
     """The WebVTT media playlist of a live stream: an EVENT playlist of one segment per
     completed media segment (same number, same EXTINF), no parts (players load text by
-    segment), and blocking reload by _HLS_msn (EXT-X-SERVER-CONTROL), so a player asking
-    for the next segment is answered the moment it is written."""
+    segment). It does not offer blocking reload (no EXT-X-SERVER-CONTROL), although the
+    origin honours `_HLS_msn` on it: hls.js 1.7 holding a blocking subtitles request
+    beside its LL-HLS audio requests stopped loading audio when its buffer target was
+    small (the page's early start uses one second), while a plain live playlist, reloaded
+    every target duration, costs captions at most that much delay."""
     lines = [
         tags.EXTM3U,
         f"{tags.VERSION}:{LIVE_VERSION}",
         f"{tags.TARGETDURATION}:{timing.target_duration}",
         f"{tags.MEDIA_SEQUENCE}:{first_number}",
         f"{tags.PLAYLIST_TYPE}:EVENT",
-        f"{tags.SERVER_CONTROL}:CAN-BLOCK-RELOAD=YES,HOLD-BACK={timing.hold_back:g}",
     ]
     durations = list(durations)
     if durations:

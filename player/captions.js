@@ -94,7 +94,7 @@ export class Captions extends EventTarget {
     this.on = store.get(PREF) === true;
     this._asset = null;
     this._load = 0; // generation: a late fetch for a previous asset is dropped
-    this._seen = new Set(); // live cues gathered already ("start|end|text")
+    this._seen = new Map(); // live cues gathered already: "start|text" -> the cue
     this._hasTrack = false; // the media element has a subtitles track (live source)
     this._frame = 0;
 
@@ -149,6 +149,7 @@ export class Captions extends EventTarget {
     if (view.state === 'live' && this.source !== 'track') {
       this.source = 'track';
       this._render();
+      this._pickEngineTrack();
       this._adoptTracks();
     }
   }
@@ -175,23 +176,27 @@ export class Captions extends EventTarget {
     if (hls && Hls) {
       // Loaded and selected, but not drawn by the browser: the overlay draws them.
       hls.subtitleDisplay = false;
-      const pick = () => {
-        if (this.source === 'track' && hls.subtitleTracks?.length && hls.subtitleTrack < 0) hls.subtitleTrack = 0;
-      };
-      hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, pick);
-      hls.on(Hls.Events.MANIFEST_PARSED, pick);
-      pick();
+      hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => this._pickEngineTrack());
+      hls.on(Hls.Events.MANIFEST_PARSED, () => this._pickEngineTrack());
     }
     const dash = this.controller.dash;
     if (dash && window.dashjs) {
       const E = window.dashjs.MediaPlayer.events;
-      dash.on(E.TEXT_TRACKS_ADDED, () => {
-        if (this.source !== 'track') return;
-        try { dash.enableText(true); dash.setTextTrack(0); } catch { /* no text track after all */ }
-        this._adoptTracks();
-      });
+      dash.on(E.TEXT_TRACKS_ADDED, () => { this._pickEngineTrack(); this._adoptTracks(); });
     }
+    this._pickEngineTrack();
     this._adoptTracks();
+  }
+
+  /** A live stream: have the engine load its subtitles track (the first one). */
+  _pickEngineTrack() {
+    if (this.source !== 'track') return;
+    const hls = this.controller.hls;
+    if (hls && hls.subtitleTracks?.length && hls.subtitleTrack < 0) hls.subtitleTrack = 0;
+    const dash = this.controller.dash;
+    if (dash) {
+      try { dash.enableText(true); dash.setTextTrack(0); } catch { /* no text track (yet) */ }
+    }
   }
 
   /** Keep every text track of the media element loaded but undrawn ('hidden'): the overlay
@@ -217,10 +222,18 @@ export class Captions extends EventTarget {
       if (!TEXT_KINDS.has(track.kind) || track.mode === 'disabled' || !track.cues) continue;
       for (const cue of track.cues) {
         const text = cueText(cue.text ?? '');
-        const key = `${cue.startTime.toFixed(3)}|${cue.endTime.toFixed(3)}|${text}`;
-        if (!text || this._seen.has(key)) continue;
-        this._seen.add(key);
-        this.cues.push({ start: cue.startTime, end: cue.endTime, text, id: cue.id || '' });
+        if (!text) continue;
+        // A cue repeats in every segment it overlaps; one whose end was not known yet when
+        // an early segment was written (a silence fill inside it) comes again, longer.
+        const key = `${cue.startTime.toFixed(3)}|${text}`;
+        const known = this._seen.get(key);
+        if (known) {
+          if (cue.endTime > known.end + 0.0005) { known.end = cue.endTime; added = true; }
+          continue;
+        }
+        const item = { start: cue.startTime, end: cue.endTime, text, id: cue.id || '' };
+        this._seen.set(key, item);
+        this.cues.push(item);
         added = true;
       }
     }

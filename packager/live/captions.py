@@ -221,6 +221,19 @@ class LiveCaptions:
                 out.append(Cue(s_ms, e_ms, h.text, h.chapter))
         return out
 
+    def unresolved(self, start: float, end: float) -> bool:
+        """A cue shown in the media window [start, end) seconds has audio still to come
+        (its end is provisional)."""
+        for h in reversed(self._held):
+            if h.end <= self.speech_frames:
+                return False  # this one and every earlier one end within the audio sent
+            s = self._media_start(h.start)
+            if s is None:
+                continue
+            if s / self.rate < end and self._media_end(h.end) / self.rate > start:
+                return True
+        return False
+
     @property
     def empty(self) -> bool:
         return not self._held and self._open is None

@@ -158,6 +158,9 @@ def subs_dir(version: str) -> str:
     return f"{layout.version_dir(version)}/{layout.SUBTITLES_DIR}"
 
 
+HOLD_FOR_CUE_END = 2  # target durations a WebVTT segment may wait for a cue's end to be known
+
+
 class SegmentWriter:
     """The stream's `on_segment`: writes the WebVTT segments of closed media segments, in
     order, one task at a time; `stream.subs_ready` counts those in the store."""
@@ -178,6 +181,16 @@ class SegmentWriter:
         while stream.subs_ready < len(st.segments):
             await stream.between_chunks()  # the text of the audio in this segment is in
             s = st.segments[stream.subs_ready]
+            # A cue shown in this window whose audio has not all come yet (a timed cue: its
+            # end is ahead of what was sent) would be written with the end it has if no
+            # silence is inserted before it: wait for its audio, a while at most.
+            deadline = asyncio.get_running_loop().time() + HOLD_FOR_CUE_END * stream.plan.target_duration
+            while captions.unresolved(s.start / st.rate, (s.start + s.duration) / st.rate) \
+                    and stream.producer != "ended" and not stream.ended.is_set():
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                await stream.wait_change(min(left, 0.25))
             text = captions.segment_text(s.number, s.start / st.rate,
                                          (s.start + s.duration) / st.rate,
                                          segment.mpegts(0, st.rate))

@@ -56,6 +56,15 @@ def test_an_end_beyond_the_audio_is_provisional_then_clipped() -> None:
     assert [(q.start, q.end) for q in c.cues(final=True)] == [(200, 1000)]
 
 
+def test_a_window_waits_while_a_cue_in_it_has_audio_to_come() -> None:
+    c = _stream(("speech", 1000))
+    c.timed(timed_cues('{"text": "long", "start": 0.5, "end": 2.0}'))
+    assert c.unresolved(0.0, 1.0) and c.unresolved(1.0, 2.0)
+    assert not c.unresolved(2.5, 3.0)  # the cue is not shown there (as far as known)
+    c.fed(1000, speech=True)
+    assert not c.unresolved(0.0, 1.0)
+
+
 def test_a_cue_whose_audio_has_not_come_is_not_shown_yet() -> None:
     c = _stream(("speech", 1000))
     c.timed(timed_cues('{"text": "later", "start": 3, "end": 4}'))

@@ -1,0 +1,98 @@
+// Drive Chromium through the player page on a live stream with a transcript
+// (test_captions_live.py) and print what it saw as JSON; the assertions are in Python.
+//
+//   node captions_live_drive.mjs '<scenario JSON>'
+//
+// Scenario: {"base", "id", "chromium", "artifacts", "seconds": how long to watch at most}
+// The driver waits for the asset to be live, opens the page on it with captions turned on
+// (as a listener who turned them on before), presses play, then samples every 200 ms what
+// hls.js and the page show until the stream has been sealed and played to its end.
+// Output: {"samples": [...], "sealedAt": ms, "pageErrors", "consoleErrors", "fatal", "error"?}
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+const sc = JSON.parse(process.argv[2] || fs.readFileSync(0, 'utf8'));
+const out = { samples: [], pageErrors: [], consoleErrors: [], fatal: [] };
+fs.mkdirSync(sc.artifacts, { recursive: true });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const began = Date.now();
+const progress = (msg) => process.stderr.write(`+${Date.now() - began}ms ${msg}\n`);
+
+async function record() {
+  try {
+    const res = await fetch(`${sc.base}/v1/assets/${encodeURIComponent(sc.id)}`);
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+const browser = await chromium.launch({ executablePath: sc.chromium, headless: true, args: ARGS });
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' });
+  await context.addInitScript(() => localStorage.setItem('sori:captions', 'true'));
+  const page = await context.newPage();
+  page.on('pageerror', (e) => out.pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
+  page.on('response', (res) => { if (res.status() >= 400) out.consoleErrors.push(`${res.status()} ${res.url()}`); });
+  let rec = null;
+  for (let i = 0; i < 300 && rec?.state !== 'live'; i += 1) {
+    rec = await record();
+    if (rec?.state !== 'live') await sleep(100);
+  }
+  if (rec?.state !== 'live') throw new Error(`the stream never went live: ${JSON.stringify(rec)}`);
+  progress('live');
+  await page.goto(`${sc.base}/?asset=${encodeURIComponent(sc.id)}`, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.soriPlayer && window.soriPlayer.ready);
+  await page.evaluate(() => window.soriPlayer.ready);
+  await page.click('.big-play');
+  const deadline = Date.now() + sc.seconds * 1000;
+  let sealedSeen = null;
+  while (Date.now() < deadline) {
+    const s = await page.evaluate(() => {
+      const p = window.soriPlayer;
+      const v = p.video;
+      const overlay = document.querySelector('.captions');
+      const tracks = [...v.textTracks].map((t) => ({ kind: t.kind, mode: t.mode, label: t.label,
+        cues: t.cues ? [...t.cues].map((c) => [c.startTime, c.endTime, c.text]) : null }));
+      const current = document.querySelector('.transcript-line[aria-current=true]');
+      return {
+        wall: Date.now(), t: v.currentTime, paused: v.paused, ended: v.ended, engine: p.engine,
+        live: p.controller.live,
+        hls: p.hls ? { subtitleTracks: p.hls.subtitleTracks.length, subtitleTrack: p.hls.subtitleTrack,
+          display: p.hls.subtitleDisplay } : null,
+        tracks,
+        captions: { on: p.captions.on, available: p.captions.available, source: p.captions.source,
+          cues: p.captions.cues.map((c) => [c.start, c.end, c.text]) },
+        overlay: overlay.hidden ? '' : overlay.textContent,
+        button: !document.querySelector('[data-action=captions]').hidden,
+        lines: document.querySelectorAll('.transcript-line').length,
+        highlighted: current ? Number(current.dataset.index) : -1,
+        fatal: [...p.fatalErrors],
+      };
+    });
+    out.samples.push(s);
+    if (sealedSeen === null && out.samples.length % 5 === 0) {
+      const r = await record();
+      if (r?.state === 'ready') { sealedSeen = Date.now(); out.sealedAt = sealedSeen; progress('sealed'); }
+    }
+    if (s.ended || (sealedSeen !== null && Date.now() - sealedSeen > 4000 && s.paused)) break;
+    if (out.samples.length === 25) await page.screenshot({ path: path.join(sc.artifacts, 'captions-live.png') });
+    await sleep(200);
+  }
+  await page.screenshot({ path: path.join(sc.artifacts, 'captions-live-end.png') });
+  out.fatal = out.samples.length ? out.samples[out.samples.length - 1].fatal : [];
+  await context.close();
+} catch (err) {
+  out.error = String(err.stack || err);
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);
