@@ -112,7 +112,9 @@ async function request(url, accept = 'application/json') {
   } catch {
     throw new Error('The server could not be reached. Check that `sori serve` is running.');
   }
-  if (res.status === 401 || res.status === 403) throw new KeyNeeded(res.status === 403 ? 'This key is not accepted.' : '');
+  if (res.status === 401 || res.status === 403) {
+    throw new KeyNeeded(key ? 'The origin did not accept this key: enter another one.' : '');
+  }
   if (!res.ok) {
     let message = `The server answered ${res.status} ${res.statusText}.`;
     try { message = (await res.json()).error || message; } catch { /* not JSON */ }
@@ -221,11 +223,9 @@ function show(status, message = '') {
   $('#dash-error').hidden = status !== 'error';
   $('#dash-error-text').textContent = message;
   $('#dash-body').hidden = status === 'key' || status === 'error';
-  if (status === 'key') {
-    const input = $('#key-input');
-    if (message) input.placeholder = 'Another key';
-    input.focus({ preventScroll: true });
-  }
+  $('#key-refused').textContent = status === 'key' ? message : '';
+  $('#key-refused').hidden = !(status === 'key' && message);
+  if (status === 'key') $('#key-input').focus({ preventScroll: true });
 }
 
 // ---- loading ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@
 //   (media requests, with their decoded CMCD= value), posts: [{url, body}] (to /v1/cmcd),
 //   pageErrors}.
 //
-// mode "dashboard": {"key"?: the write key to type when asked,
+// mode "dashboard": {"key"?: the write key to type when asked, "wrongKey"?: one to try first,
 //   "viewports": [{"name", "width", "height", "mobile"?, "csv"?: export, "period"?: days to
 //   switch to}]}
 //   Opens /analytics per viewport, types the key when the page asks for one, reads every
@@ -229,6 +229,16 @@ async function dashboardView(browser, ua, view, out) {
   result.first = await readDashboard(page);
   if (result.first.keyPrompt) {
     await page.screenshot({ path: path.join(scenario.artifacts, `dashboard-${view.name}-key.png`) });
+    if (scenario.wrongKey) {
+      // a key the origin refuses: asked again, and told why
+      await page.fill('#key-input', scenario.wrongKey);
+      await page.click('#key-use');
+      await page.waitForFunction(() => window.soriDashboard.status === 'key' && !document.querySelector('#key-refused').hidden,
+        null, { timeout: 20000 }).catch(() => {});
+      result.refused = await readDashboard(page);
+      result.refused.message = await page.evaluate(() => document.querySelector('#key-refused').hidden ? null
+        : document.querySelector('#key-refused').textContent);
+    }
     if (scenario.key) {
       await page.fill('#key-input', scenario.key);
       await page.click('#key-use');

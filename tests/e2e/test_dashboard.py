@@ -151,7 +151,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 break
             time.sleep(0.5)
         scenario = {"base": origin.base, "chromium": str(CHROMIUM), "artifacts": str(ARTIFACTS),
-                    "mode": "dashboard", "key": API_KEY, "viewports": [
+                    "mode": "dashboard", "key": API_KEY, "wrongKey": "not-the-key-0123456789",
+                    "viewports": [
                         {"name": "phone", "width": 375, "height": 812, "mobile": True},
                         {"name": "desktop", "width": 1280, "height": 900, "csv": True,
                          "period": 7}]}
@@ -188,6 +189,10 @@ def test_without_a_key_the_page_asks_for_one(run: dict[str, Any], name: str) -> 
     first = v["first"]
     assert first["keyPrompt"] and first["status"] == "key", first
     assert any(r["status"] == 401 and "/v1/analytics/summary" in r["url"] for r in v["statuses"])
+    # a wrong key: asked again, saying the origin refused it
+    refused = v["refused"]
+    assert refused["status"] == "key" and refused["keyPrompt"], refused
+    assert refused["message"] and "did not accept" in refused["message"], refused
     assert (ARTIFACTS / f"dashboard-{name}-key.png").stat().st_size > 5000
 
 
