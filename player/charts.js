@@ -163,6 +163,8 @@ export function bars(width, { items, format = plain, limit = 8, label = 'values'
     const valueW = 8 + 8 * valueText.length;
     const sub = d.sub ? ` ${d.sub}` : '';
     root.append(
+      // the whole row, for a pointer (rect.hit: not a bar)
+      svg('rect', { class: 'hit', x: 0, y: y0, width, height: row, fill: 'transparent', 'data-key': d.key ?? d.label }),
       svg('text', { class: 'label', x: 0, y: y0 + 16 }, fit(d.label, width - valueW - 8, 13.5)),
       svg('text', { class: 'value', x: width, y: y0 + 16, 'text-anchor': 'end' }, valueText,
         sub ? svg('tspan', { class: 'sub' }, sub) : null),

@@ -315,6 +315,14 @@ for (const b of document.querySelectorAll('[data-days]')) {
   });
 }
 $('#qoe-asset').addEventListener('change', (e) => loadAsset(e.target.value, period(state.days), generation));
+// An episode's bar shows its playback quality (the picker is the keyboard's way there).
+$('#chart-assets').addEventListener('click', (e) => {
+  const id = e.target.closest?.('rect.bar, rect.hit')?.getAttribute('data-key');
+  if (!id || !state.summary) return;
+  $('#qoe-asset').value = id;
+  loadAsset(id, period(state.days), generation);
+  $('#h-qoe').scrollIntoView({ behavior: 'smooth', block: 'start' });
+});
 $('#csv').addEventListener('click', exportCsv);
 
 const keyForm = $('#key-form');

@@ -19,7 +19,7 @@
 //
 // mode "dashboard": {"key"?: the write key to type when asked, "wrongKey"?: one to try first,
 //   "viewports": [{"name", "width", "height", "mobile"?, "csv"?: export, "period"?: days to
-//   switch to}]}
+//   switch to, "clickAsset"?: an episode whose row to click}]}
 //   Opens /analytics per viewport, types the key when the page asks for one, reads every
 //   chart back from the DOM: {views: {name: {statuses, errors, first (before the key), view:
 //   {status, keyPrompt, charts: {id: {bars: [{key, label, value, width, height}], aria,
@@ -260,6 +260,14 @@ async function dashboardView(browser, ua, view, out) {
       page.click('#csv')]);
     result.csv = download ? fs.readFileSync(await download.path(), 'utf8') : null;
     result.csvName = download?.suggestedFilename() ?? null;
+  }
+  // An episode's row in the top list: its playback quality is shown.
+  if (view.clickAsset && result.view.status === 'ready') {
+    await page.click(`#chart-assets rect.hit[data-key="${view.clickAsset}"]`);
+    await page.waitForFunction((id) => window.soriDashboard.asset === id && window.soriDashboard.report?.id === id,
+      view.clickAsset, { timeout: 15000 }).catch(() => {});
+    result.clicked = await page.evaluate(() => ({ asset: window.soriDashboard.asset, report: window.soriDashboard.report,
+      picker: document.querySelector('#qoe-asset').value, sessions: document.querySelector('#f-sessions').textContent }));
   }
   // Another period: the reports are asked for again, a bar per day of it.
   if (view.period && result.view.status === 'ready') {

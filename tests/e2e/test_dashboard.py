@@ -155,7 +155,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "viewports": [
                         {"name": "phone", "width": 375, "height": 812, "mobile": True},
                         {"name": "desktop", "width": 1280, "height": 900, "csv": True,
-                         "period": 7}]}
+                         "period": 7, "clickAsset": SECOND}]}
         proc = subprocess.run(["node", str(DRIVER), json.dumps(scenario)], capture_output=True,
                               text=True, timeout=180, cwd=E2E_DIR)
         lines = proc.stdout.strip().splitlines()
@@ -239,6 +239,13 @@ def test_playback_quality_of_the_top_episode(run: dict[str, Any], name: str) -> 
     for rid, (label, seconds) in mix.items():
         assert seconds == pytest.approx(r["renditions"][rid])
         assert label == f"{rid} · {round(bandwidth[rid] / 1000)} kb/s", label
+
+
+def test_an_episodes_row_opens_its_playback_quality(run: dict[str, Any]) -> None:
+    clicked = run["views"]["desktop"]["clicked"]
+    assert clicked["asset"] == SECOND and clicked["picker"] == SECOND, clicked
+    assert clicked["report"]["id"] == SECOND and clicked["report"]["downloads"] == 2, clicked
+    assert clicked["sessions"] == "0", clicked  # nobody played it in a player
 
 
 def test_the_phone_view_never_scrolls_sideways(run: dict[str, Any]) -> None:
