@@ -111,7 +111,7 @@ export class CmcdReporter {
     this.lastBitrate = NaN;
     this.queue = [];
     this.timer = 0;
-    this.reports = []; // every line sent (the page's test hook shows them)
+    this.reports = []; // the lines made, the last few hundred (the tests read them)
     this._off = [];
     const on = (target, name, fn) => {
       target.addEventListener(name, fn);
@@ -200,6 +200,7 @@ export class CmcdReporter {
     };
     const line = encodeReport(data);
     this.reports.push(line);
+    if (this.reports.length > 400) this.reports.splice(0, 200);
     this.queue.push(line);
     const terminal = TERMINAL.has(extra.sta?.token);
     if ((terminal && flushTerminal) || this.queue.length >= BATCH_MAX) this.flush();
