@@ -180,9 +180,12 @@ def test_play_states_reach_the_collector_as_cmcd_v2(run: dict[str, Any], name: s
         assert r["v"] == "2" and r["sid"] == f'"{job["sid"]}"' and r["cid"] == f'"{asset_id}"', r
         assert int(r["ts"]) > 1_700_000_000_000, r  # wall clock milliseconds
     states = [r["sta"] for r in made if r.get("e") == "ps"]
-    # (a loaded machine may stall playback for real: a rebuffer, then playing again)
+    # starting, playing, the seek and playing again, paused. (A loaded machine may stall
+    # playback for real: a rebuffer, then playing again; a player may seek by itself, e.g.
+    # Shaka onto the first buffered frame: a seek, then playing again.)
     flow = [st for i, st in enumerate(states) if st != "r" and not (st == "p" and states[i - 1] == "r")]
-    assert flow == ["s", "p", "k", "p", "a"], f"{name}: play states {states}"
+    assert flow[:2] == ["s", "p"] and flow[-3:] == ["k", "p", "a"], f"{name}: play states {states}"
+    assert set(flow[2:-3]) <= {"k", "p"}, f"{name}: play states {states}"
     playing = next(r for r in made if r.get("sta") == "p")
     assert 0 < int(playing["msd"]) < 20_000, playing
     assert int(playing["br"].strip("()").split(";")[0]) > 0, playing
