@@ -68,9 +68,10 @@ def _timeline(parent: ET.Element, spans: list[tuple[int, int]]) -> None:
 def _text_set(period: ET.Element, text: LiveText) -> None:
     """The subtitles AdaptationSet of a live stream: its WebVTT segments, numbered and
     timed as the media segments, listed once written (no early availability: a text
-    segment exists only once its media segment is complete). Segmented WebVTT through a
-    SegmentTemplate is the live form Shaka reads; the sealed MPD switches to the one
-    side-loaded file of manifests.subtitles, which dash.js reads too."""
+    segment exists only once its media segment is complete; before the first one, @duration,
+    and the origin holds a request for a segment not yet written). dash.js 5 plays
+    segmented WebVTT live; the sealed MPD switches to the one side-loaded file of
+    manifests.subtitles."""
     aset = ET.SubElement(period, "AdaptationSet", {
         "id": "1", "contentType": "text", "mimeType": "text/vtt", "lang": text.language,
     })

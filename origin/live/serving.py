@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 _RENDITION_FILE = re.compile(r"v/([0-9a-z]{1,40})/([A-Za-z0-9_-]{1,32})/(.+)")
 _PART = re.compile(r"seg_(\d{5})\.(\d+)\.m4s")
 _SEGMENT = re.compile(r"seg_(\d{5})\.m4s")
+_SUBTITLE_SEGMENT = re.compile(r"seg_(\d{5})\.vtt")
 _STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MPD_TYPE = "application/dash+xml"
@@ -90,6 +91,8 @@ class LiveServing:
             # its WebVTT segments come from the store, where they are written once whole
             if m.group(3) == layout.MEDIA_PLAYLIST:
                 return await self._subtitles(request, stream)
+            if vm := _SUBTITLE_SEGMENT.fullmatch(m.group(3)):
+                return await self._subtitle_segment(request, stream, int(vm.group(1)))
             return None
         index = next((i for i, st in enumerate(stream.rungs_state)
                       if st.rung_id == m.group(2)), None)
@@ -205,6 +208,23 @@ class LiveServing:
         cache_control = ("no-cache" if not stream.subs_ready
                          else self._cc(stream, 6 if blocking else 0.5))
         return self._text(request, text, PLAYLIST_TYPE, cache_control)
+
+    async def _subtitle_segment(self, request: web.Request, stream: LiveStream,
+                                number: int) -> web.StreamResponse | None:
+        """A WebVTT segment asked for before it is written (a DASH client addressing it by
+        the clock, as for the media: the MPD's text AdaptationSet) is held until it is,
+        as the segment in progress is for the media; then the store answers."""
+        st = stream.rungs_state[0]
+        if number <= stream.subs_ready or number > st.next_number + 1:
+            return None
+        deadline = time.monotonic() + 4 * stream.plan.target_duration + stream.plan.segment
+        while stream.subs_ready < number and not stream.ended.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self._error(request, stream, 503, "the subtitles segment did not "
+                                   "appear in time", 1)
+            await stream.wait_change(left)
+        return None
 
     async def _park(self, request: web.Request, stream: LiveStream, key: Key,
                     skip: bool) -> int:

@@ -3,7 +3,8 @@
 //
 //   node captions_live_drive.mjs '<scenario JSON>'
 //
-// Scenario: {"base", "id", "chromium", "artifacts", "seconds": how long to watch at most}
+// Scenario: {"base", "id", "chromium", "artifacts", "seconds": how long to watch at most,
+//            "dash": true to play it with dash.js (the page's DASH button)}
 // The driver waits for the asset to be live, opens the page on it with captions turned on
 // (as a listener who turned them on before), presses play, then samples every 200 ms what
 // hls.js and the page show until the stream has been sealed and played to its end.
@@ -49,7 +50,7 @@ try {
   }
   if (rec?.state !== 'live') throw new Error(`the stream never went live: ${JSON.stringify(rec)}`);
   progress('live');
-  await page.goto(`${sc.base}/?asset=${encodeURIComponent(sc.id)}`, { waitUntil: 'load' });
+  await page.goto(`${sc.base}/?asset=${encodeURIComponent(sc.id)}${sc.dash ? '&dash=1' : ''}`, { waitUntil: 'load' });
   await page.waitForFunction(() => window.soriPlayer && window.soriPlayer.ready);
   await page.evaluate(() => window.soriPlayer.ready);
   await page.click('.big-play');
@@ -84,10 +85,10 @@ try {
       if (r?.state === 'ready') { sealedSeen = Date.now(); out.sealedAt = sealedSeen; progress('sealed'); }
     }
     if (s.ended || (sealedSeen !== null && Date.now() - sealedSeen > 4000 && s.paused)) break;
-    if (out.samples.length === 25) await page.screenshot({ path: path.join(sc.artifacts, 'captions-live.png') });
+    if (out.samples.length === 25) await page.screenshot({ path: path.join(sc.artifacts, `captions-live-${sc.dash ? 'dash' : 'hls'}.png`) });
     await sleep(200);
   }
-  await page.screenshot({ path: path.join(sc.artifacts, 'captions-live-end.png') });
+  await page.screenshot({ path: path.join(sc.artifacts, `captions-live-${sc.dash ? 'dash' : 'hls'}-end.png`) });
   out.fatal = out.samples.length ? out.samples[out.samples.length - 1].fatal : [];
   await context.close();
 } catch (err) {

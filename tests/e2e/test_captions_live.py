@@ -1,15 +1,16 @@
-"""End to end: captions of a live stream in Chromium, through hls.js on the player page.
+"""End to end: captions of a live stream in Chromium, through hls.js and dash.js on the page.
 
 `sori serve` runs over a fresh local store; `sori live talk.wav --transcript talk.json
 --realtime` (the CLI, in its own process) pushes espeak-ng sentences in real time with the
 text of each sentence, timed by the transcript file. Chromium opens the page on the stream
 while it is live, with captions turned on, and plays it from its first word
-(captions_live_drive.mjs samples what it shows every 200 ms). Checked against the sealed
-asset's transcript.vtt (the cues at the media time of their audio):
+(captions_live_drive.mjs samples what it shows every 200 ms); then a second stream the same
+way with dash.js (the live MPD's text AdaptationSet). Checked against each sealed asset's
+transcript.vtt (the cues at the media time of their audio):
 
 - hls.js finds the stream's subtitles rendition (`subtitleTracks`) and loads it (the page
   selects it, hidden: the page draws captions itself);
-- while the stream is live, the text track receives the cues, at the sealed times;
+- while the stream is live, the engine's text track receives the cues, at the sealed times;
 - the caption over the stage is the sentence at the playhead; the transcript panel fills
   as the stream goes, the spoken line highlighted.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +45,7 @@ SENTENCES = [
 ]
 LAG = 0.3  # s: the page redraws on timeupdate and animation frames
 TOLERANCE = 0.01  # s between a cue seen live and the sealed one
+ENGINES = ("hls", "dash")
 
 
 def _talk(work: Path) -> tuple[Path, Path]:
@@ -72,36 +75,47 @@ def _talk(work: Path) -> tuple[Path, Path]:
     return wav, transcript
 
 
+def _watch(base: str, env: dict[str, str], wav: Path, transcript: Path,
+           engine: str) -> dict[str, Any]:
+    """One live stream pushed by `sori live` while Chromium watches it with `engine`."""
+    asset = f"{ASSET}-{engine}"
+    scenario = {"base": base, "id": asset, "chromium": str(CHROMIUM),
+                "artifacts": str(ARTIFACTS), "seconds": 60, "dash": engine == "dash"}
+    driver = subprocess.Popen(["node", str(DRIVER), json.dumps(scenario)], cwd=E2E_DIR,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    producer = subprocess.run(
+        [str(SORI), "live", str(wav), "--id", asset, "--url", base, "--realtime",
+         "--transcript", str(transcript), "--title", f"Captions, live ({engine})"],
+        env=env, capture_output=True, text=True, timeout=120)
+    out, err = driver.communicate(timeout=120)
+    assert producer.returncode == 0, producer.stderr
+    lines = out.strip().splitlines()
+    assert driver.returncode == 0 and lines, f"driver exited {driver.returncode}:\n{err[-3000:]}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    (ARTIFACTS / f"captions-live-{engine}.json").write_text(json.dumps(result, indent=2))
+    assert "error" not in result, result["error"] + "\n" + err[-2000:]
+    with urllib.request.urlopen(f"{base}/v1/assets/{asset}", timeout=5) as res:
+        record = json.load(res)
+    with urllib.request.urlopen(base + record["transcript"], timeout=5) as res:
+        vtt = res.read().decode()
+    return {"engine": engine, "result": result, "record": record, "cues": _parse_vtt(vtt)}
+
+
 @pytest.fixture(scope="module")
-def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def streams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
     _check_tools()
     ARTIFACTS.mkdir(exist_ok=True)
     work = tmp_path_factory.mktemp("captions-live")
     wav, transcript = _talk(work)
     env = local_env(work / "store")
     with serve(env, work / "serve.log") as origin:
-        scenario = {"base": origin.base, "id": ASSET, "chromium": str(CHROMIUM),
-                    "artifacts": str(ARTIFACTS), "seconds": 60}
-        driver = subprocess.Popen(["node", str(DRIVER), json.dumps(scenario)], cwd=E2E_DIR,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        producer = subprocess.run(
-            [str(SORI), "live", str(wav), "--id", ASSET, "--url", origin.base, "--realtime",
-             "--transcript", str(transcript), "--title", "Captions, live"],
-            env=env, capture_output=True, text=True, timeout=120)
-        out, err = driver.communicate(timeout=120)
-        assert producer.returncode == 0, producer.stderr
-        lines = out.strip().splitlines()
-        assert driver.returncode == 0 and lines, f"driver exited {driver.returncode}:\n{err[-3000:]}"
-        result: dict[str, Any] = json.loads(lines[-1])
-        (ARTIFACTS / "captions-live.json").write_text(json.dumps(result, indent=2))
-        assert "error" not in result, result["error"] + "\n" + err[-2000:]
-        import urllib.request
+        yield {engine: _watch(origin.base, env, wav, transcript, engine)
+               for engine in ENGINES}
 
-        with urllib.request.urlopen(f"{origin.base}/v1/assets/{ASSET}", timeout=5) as res:
-            record = json.load(res)
-        with urllib.request.urlopen(origin.base + record["transcript"], timeout=5) as res:
-            vtt = res.read().decode()
-        yield {"result": result, "record": record, "cues": _parse_vtt(vtt)}
+
+@pytest.fixture(params=ENGINES)
+def watched(request: pytest.FixtureRequest, streams: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return streams[request.param]
 
 
 def _parse_vtt(text: str) -> list[tuple[float, float, str]]:
@@ -135,12 +149,14 @@ def test_the_sealed_transcript_has_every_sentence(watched: dict[str, Any]) -> No
     assert [c[2] for c in watched["cues"]] == SENTENCES
 
 
-def test_hls_js_loads_the_live_subtitles(watched: dict[str, Any]) -> None:
+def test_the_engine_loads_the_live_subtitles(watched: dict[str, Any]) -> None:
     live = _live(watched)
     assert len(live) >= 10, f"only {len(live)} samples while live"
-    assert all(s["engine"] == "hls.js" for s in live)
-    assert any(s["hls"]["subtitleTracks"] >= 1 and s["hls"]["subtitleTrack"] == 0 for s in live), \
-        [s["hls"] for s in live[:5]]
+    engines = {s["engine"] for s in live}  # None until dash.js has loaded
+    assert engines - {None} == {f"{watched['engine']}.js"}, engines
+    if watched["engine"] == "hls":
+        assert any(s["hls"]["subtitleTracks"] >= 1 and s["hls"]["subtitleTrack"] == 0
+                   for s in live), [s["hls"] for s in live[:5]]
     # the browser's track is loaded but not drawn by it (the page draws the captions)
     subs = [t for s in live for t in s["tracks"] if t["kind"] == "subtitles"]
     assert subs and all(t["mode"] != "showing" for t in subs)
@@ -181,7 +197,8 @@ def test_the_page_shows_live_captions_at_their_time(watched: dict[str, Any]) -> 
         first = next((s for s in live if any(c[2] == text for c in s["captions"]["cues"])), None)
         if first is not None:
             delays[text] = round(max(0.0, first["t"] - start), 3)
-    (ARTIFACTS / "captions-live-delays.json").write_text(json.dumps(delays, indent=2))
+    (ARTIFACTS / f"captions-live-delays-{watched['engine']}.json").write_text(
+        json.dumps(delays, indent=2))
     assert len(delays) >= 3, delays
     assert max(delays.values()) <= 2 + 2 * 2 + 2 + 1, delays
     # the transcript panel grows while live, and highlights the line being said

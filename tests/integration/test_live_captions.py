@@ -179,6 +179,9 @@ async def test_http_text_stays_on_its_audio_across_silence(voices: list[bytes], 
     for name, seg in segs_live.items():
         assert seg.status == 200 and seg.headers["Content-Type"].startswith("text/vtt"), name
         assert seg.text.startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"), seg.text
+    # a segment asked for before it is written (DASH clients address them by the clock) is
+    # held until it is, not a 404
+    early = asyncio.create_task(http.get(f"{subs.rsplit('/', 1)[0]}/seg_{len(grown) + 1:05d}.vtt"))
     first_cues = parse_vtt(segs_live["seg_00001.vtt"].text)
     assert first_cues and first_cues[0][2] == expected[0][2]
     assert abs(first_cues[0][0] - expected[0][0]) <= TOLERANCE
@@ -189,6 +192,8 @@ async def test_http_text_stays_on_its_audio_across_silence(voices: list[bytes], 
     assert sets[1].get("mimeType") == "text/vtt"
 
     sealed = await http.finish("told")
+    held = await early
+    assert held.status == 200 and held.text.startswith("WEBVTT"), (held.status, held.body)
     assert sealed["silence_inserted"] > 2 * PAUSE - 0.6, sealed["silence_inserted"]
     # The whole transcript: every cue at the media time of its audio.
     vtt = (await http.get(sealed["transcript"])).text
