@@ -4,7 +4,10 @@ Once the origin answers, a background thread plays the part of a voice agent: es
 speaks LIVE_SENTENCES one at a time; each sentence's audio is pushed as raw s16le PCM
 (22.05 kHz mono, what espeak-ng and Piper emit) in 200 ms chunks at about 6x real time, and
 between sentences the producer pauses 0.5-1.5 s, as if the language model were still
-writing. After the last sentence the stream is ended, so the origin seals it into an
+writing. The stream carries its text (issue 14): the sentence goes with its first chunk as
+a cue timed on the audio sent (X-Sori-Cues: from the sentence's first sample to its last
+spoken one, without espeak-ng's trailing silence), a chapter at LIVE_CHAPTERS, so the page
+shows live captions and the sealed asset has its transcript and chapters. After the last sentence the stream is ended, so the origin seals it into an
 ordinary VOD asset at the same URLs. Without espeak-ng a generated tone stands in for each
 sentence. An asset `live-demo` left by an earlier run is deleted first.
 
@@ -51,12 +54,14 @@ LIVE_SENTENCES = (
     "A speech engine on this machine speaks one sentence at a time, and pushes its audio "
     "to the origin in small chunks, much faster than real time.",
     "Between sentences it waits, the way a voice agent waits for its language model.",
-    "The origin encodes every chunk as it arrives, and publishes low latency H L S and "
+    "The origin encodes every chunk as it arrives, and publishes low latency HLS and "
     "DASH parts a quarter of a second long.",
     "Any player can join from the first word, or jump to the live edge.",
     "When the speech ends, the stream is sealed, and the same links keep working as an "
     "ordinary recording.",
 )
+# sentence index -> the chapter that starts with it
+LIVE_CHAPTERS = {0: "Live", 2: "The speech engine", 4: "The origin"}
 
 
 def say(message: str, *, out: bool = False) -> None:
@@ -69,13 +74,15 @@ class LiveDemo:
 
     def __init__(self, base_url: str, *, api_key: str | None = None,
                  asset_id: str = LIVE_ID, title: str = LIVE_TITLE,
-                 sentences: tuple[str, ...] = LIVE_SENTENCES, speed: float = SPEED,
+                 sentences: tuple[str, ...] = LIVE_SENTENCES,
+                 chapters: dict[int, str] | None = None, speed: float = SPEED,
                  pauses: tuple[float, float] = PAUSES, chunk_ms: int = CHUNK_MS,
                  seed: int | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.asset_id, self.title = asset_id, title
         self.sentences, self.speed, self.pauses = sentences, speed, pauses
+        self.chapters = LIVE_CHAPTERS if chapters is None else chapters
         self.chunk_bytes = SAMPLE_RATE * chunk_ms // 1000 * 2
         self.rng = random.Random(seed)
         self.streaming: str | None = None  # the asset id, once the stream is created
@@ -151,7 +158,8 @@ class LiveDemo:
             pcm = await voice.speak(self.sentences[0])
             fmt = {"codec": "pcm_s16le", "sample_rate": SAMPLE_RATE, "channels": 1}
             async with LiveClient(self.base_url, asset_id, title=self.title, format=fmt,
-                                  api_key=self.api_key, session=session) as live:
+                                  api_key=self.api_key, session=session,
+                                  transcript=True) as live:
                 self.streaming = asset_id
                 page = f"{self.base_url}/?asset={quote(asset_id, safe='')}"
                 say(f"LIVE now: {voice.name} is speaking into {asset_id!r} sentence by "
@@ -160,7 +168,7 @@ class LiveDemo:
                     if n:
                         await asyncio.sleep(self.rng.uniform(*self.pauses))  # "writing"
                         pcm = await voice.speak(sentence)
-                    await self._burst(live, pcm)
+                    await self._burst(live, pcm, self._cue(live, n, sentence, pcm))
                     say(f"live {asset_id}: sentence {n + 1}/{len(self.sentences)} sent "
                         f"({len(pcm) / 2 / SAMPLE_RATE:.1f} s of audio)")
                 rec = await live.end()
@@ -172,16 +180,27 @@ class LiveDemo:
             say(f"live stream {asset_id!r} ended but was not sealed (state "
                 f"{rec.get('state')!r}: {rec.get('error') or 'no detail'})")
 
-    async def _burst(self, live: Any, pcm: bytes) -> None:
+    def _cue(self, live: Any, n: int, sentence: str, pcm: bytes) -> dict[str, Any]:
+        """Sentence `n` as a cue on the producer's audio: it starts after every byte sent so
+        far and ends with its last spoken sample (the origin maps it to media time across
+        the silence it fills in while this producer pauses)."""
+        start = live.bytes_sent // 2
+        cue: dict[str, Any] = {"text": sentence, "start": round(start / SAMPLE_RATE, 3),
+                               "end": round((start + spoken_frames(pcm)) / SAMPLE_RATE, 3)}
+        if n in self.chapters:
+            cue["chapter"] = self.chapters[n]
+        return cue
+
+    async def _burst(self, live: Any, pcm: bytes, cue: dict[str, Any]) -> None:
         """One sentence in CHUNK_MS chunks at `speed` times real time (by deadline, so the
-        time each request takes does not slow the burst down)."""
+        time each request takes does not slow the burst down); its cue with the first."""
         start = time.monotonic()
         every = self.chunk_bytes / 2 / SAMPLE_RATE / self.speed
         for i, offset in enumerate(range(0, len(pcm), self.chunk_bytes)):
             delay = start + i * every - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await live.send(pcm[offset:offset + self.chunk_bytes])
+            await live.send(pcm[offset:offset + self.chunk_bytes], cues=[cue] if i == 0 else None)
 
     async def _free_id(self, session: aiohttp.ClientSession) -> str:
         """Delete the asset an earlier demo left (a stream still live from a killed run is
@@ -244,6 +263,13 @@ class Voice:
         if not pcm:
             raise ValueError("no audio")
         return pcm  # WAV samples are little-endian: s16le as they are
+
+
+def spoken_frames(pcm: bytes) -> int:
+    """Frames of mono s16le `pcm` up to its last sound (at least one: a cue needs a span)."""
+    from sori.demo import trim_tail
+
+    return max(1, len(trim_tail(pcm, 1)) // 2)
 
 
 def tone(sentence: str) -> bytes:
