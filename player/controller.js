@@ -347,8 +347,8 @@ export class PlayerController extends EventTarget {
   /** [{index, bitrate, height, width, label}] in the engine's order. */
   levels() {
     let raw = [];
-    if (this.hls) raw = this.hls.levels.map((l) => ({ bitrate: l.bitrate, height: l.height || 0, width: l.width || 0 }));
-    else if (this.dash) raw = this._dashReps().map((r) => ({ bitrate: r.bandwidth, height: r.height || 0, width: r.width || 0 }));
+    if (this.hls) raw = this.hls.levels.map((l) => ({ bitrate: l.bitrate, height: l.height || 0, width: l.width || 0, codec: l.audioCodec || '' }));
+    else if (this.dash) raw = this._dashReps().map((r) => ({ bitrate: r.bandwidth, height: r.height || 0, width: r.width || 0, codec: r.codecs || '' }));
     return raw.map((l, index) => ({ ...l, index, label: renditionLabel(l) }));
   }
 

@@ -47,8 +47,10 @@ export function formatBitrate(bps) {
 }
 
 /** A rendition's menu label: "720p" for video, "64 kb/s" for audio. */
-export function renditionLabel({ height, bitrate }) {
-  return height ? `${height}p` : formatBitrate(bitrate);
+export function renditionLabel({ height, bitrate, codec = '' }) {
+  if (height) return `${height}p`;
+  // The Opus rung is the data saver (issue 14): named for what it is for, not its codec.
+  return codec.startsWith('opus') ? `Data saver · ${formatBitrate(bitrate)}` : formatBitrate(bitrate);
 }
 
 // The page is in English, so dates are too ("Nov 22, 2026", local time). Not Intl: setting

@@ -148,6 +148,14 @@ async function seekByUi(page, name, fraction = 0.7) {
 async function switchQualityByUi(page, name) {
   const before = await state(page);
   if (!check(`${name}: has at least two renditions`, before.levels.length >= 2, { levels: before.levels })) return;
+  // The data-saver rung (Opus) is offered in the menu, but playback starts on AAC-LC.
+  const started = await page.evaluate(() => {
+    const h = window.soriPlayer.controller.hls;
+    return h ? { codec: h.levels[h.loadLevel]?.audioCodec || '', first: window.soriPlayer.levelSwitches[0] ?? null } : null;
+  });
+  check(`${name}: starts on AAC-LC, not on the data-saver rung`, started && started.codec.startsWith('mp4a'), { started });
+  check(`${name}: the data-saver rung is in the quality menu`,
+    before.levels.some((l) => l.label.startsWith('Data saver')), { levels: before.levels.map((l) => l.label) });
   const current = before.level >= 0 ? before.level : 0;
   // Pick the rendition furthest from the current one.
   const wanted = before.levels.map((l) => l.index).sort((a, b) => Math.abs(b - current) - Math.abs(a - current))[0];

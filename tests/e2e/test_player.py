@@ -216,6 +216,8 @@ def test_hls_and_dash_play_seek_and_switch_quality(origin: str, library: dict[st
     # The scenario really ran: the key checks are present, not just absent failures.
     for needed in (f"hls {talk}: time advances", f"hls {second}: playback resumes after the seek",
                    f"hls {talk}: LEVEL_SWITCHED to the rendition chosen in the menu",
+                   f"hls {talk}: starts on AAC-LC, not on the data-saver rung",
+                   f"hls {talk}: the data-saver rung is in the quality menu",
                    f"dash {talk}: time advances", f"dash {talk}: playback resumes after the seek"):
         assert needed in names, f"the driver did not run {needed!r}"
     for shot in ("phone-home", "phone-playing", "desktop-home", f"desktop-dash-{talk}"):
