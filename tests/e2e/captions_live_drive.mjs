@@ -4,7 +4,9 @@
 //   node captions_live_drive.mjs '<scenario JSON>'
 //
 // Scenario: {"base", "id", "chromium", "artifacts", "seconds": how long to watch at most,
-//            "dash": true to play it with dash.js (the page's DASH button)}
+//            "dash": true to play it with dash.js (the page's DASH button),
+//            "raw": "shaka" with "page" (live_page.html) and "url" (the MPD): Shaka on the bare
+//            page instead of sori's, its text track selected (Shaka 5 then shows it)}
 // The driver waits for the asset to be live, opens the page on it with captions turned on
 // (as a listener who turned them on before), presses play, then samples every 200 ms what
 // hls.js and the page show until the stream has been sealed and played to its end.
@@ -50,6 +52,50 @@ try {
   }
   if (rec?.state !== 'live') throw new Error(`the stream never went live: ${JSON.stringify(rec)}`);
   progress('live');
+  if (sc.raw) {
+    await raw(page);
+  } else {
+    await onSoriPage(page);
+  }
+  await context.close();
+} catch (err) {
+  out.error = String(err.stack || err);
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);
+
+/** A raw player on the bare page: the text tracks it adds to the element, sampled. */
+async function raw(page) {
+  await page.goto(`${sc.page}?player=${sc.raw}`, { waitUntil: 'load' });
+  await page.evaluate(() => window.live.prepare());
+  await page.evaluate((url) => window.live.start(url), sc.url);
+  await page.evaluate(() => {  // Shaka 5: selecting a text track shows it
+    const p = window.live.player;
+    const tracks = p.getTextTracks();
+    if (tracks.length) p.selectTextTrack(tracks[0]);
+  });
+  const deadline = Date.now() + sc.seconds * 1000;
+  while (Date.now() < deadline) {
+    const s = await page.evaluate(() => {
+      const v = window.live.video;
+      const p = window.live.player;
+      return {
+        wall: Date.now(), t: v.currentTime, paused: v.paused, ended: v.ended, engine: 'shaka',
+        live: p.isLive(),
+        tracks: [...v.textTracks].map((t) => ({ kind: t.kind, mode: t.mode, label: t.label,
+          cues: t.cues ? [...t.cues].map((c) => [c.startTime, c.endTime, c.text]) : null })),
+        fatal: [...window.live.state.fatal],
+      };
+    });
+    out.samples.push(s);
+    if (s.ended || (!s.live && s.paused)) break;
+    await sleep(200);
+  }
+  out.fatal = out.samples.length ? out.samples[out.samples.length - 1].fatal : [];
+}
+
+async function onSoriPage(page) {
   await page.goto(`${sc.base}/?asset=${encodeURIComponent(sc.id)}${sc.dash ? '&dash=1' : ''}`, { waitUntil: 'load' });
   await page.waitForFunction(() => window.soriPlayer && window.soriPlayer.ready);
   await page.evaluate(() => window.soriPlayer.ready);
@@ -90,10 +136,4 @@ try {
   }
   await page.screenshot({ path: path.join(sc.artifacts, `captions-live-${sc.dash ? 'dash' : 'hls'}-end.png`) });
   out.fatal = out.samples.length ? out.samples[out.samples.length - 1].fatal : [];
-  await context.close();
-} catch (err) {
-  out.error = String(err.stack || err);
-} finally {
-  await browser.close();
 }
-process.stdout.write(`${JSON.stringify(out)}\n`);

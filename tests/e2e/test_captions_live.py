@@ -5,8 +5,9 @@
 text of each sentence, timed by the transcript file. Chromium opens the page on the stream
 while it is live, with captions turned on, and plays it from its first word
 (captions_live_drive.mjs samples what it shows every 200 ms); then a second stream the same
-way with dash.js (the live MPD's text AdaptationSet). Checked against each sealed asset's
-transcript.vtt (the cues at the media time of their audio):
+way with dash.js (the live MPD's text AdaptationSet), and a third one with Shaka on a bare
+page (its text shown) over the live MPD. Checked against each sealed asset's transcript.vtt
+(the cues at the media time of their audio):
 
 - hls.js finds the stream's subtitles rendition (`subtitleTracks`) and loads it (the page
   selects it, hidden: the page draws captions itself);
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_live_clients import _page_server
 from test_player import ARTIFACTS, CHROMIUM, E2E_DIR, REPO, SORI, _check_tools
 
 sys.path.append(str(REPO / "tests" / "integration"))
@@ -76,11 +78,15 @@ def _talk(work: Path) -> tuple[Path, Path]:
 
 
 def _watch(base: str, env: dict[str, str], wav: Path, transcript: Path,
-           engine: str) -> dict[str, Any]:
-    """One live stream pushed by `sori live` while Chromium watches it with `engine`."""
+           engine: str, page: str) -> dict[str, Any]:
+    """One live stream pushed by `sori live` while Chromium watches it with `engine`
+    (sori's page on hls.js or dash.js, or Shaka on the bare `page`)."""
     asset = f"{ASSET}-{engine}"
-    scenario = {"base": base, "id": asset, "chromium": str(CHROMIUM),
-                "artifacts": str(ARTIFACTS), "seconds": 60, "dash": engine == "dash"}
+    scenario: dict[str, Any] = {"base": base, "id": asset, "chromium": str(CHROMIUM),
+                                "artifacts": str(ARTIFACTS), "seconds": 60,
+                                "dash": engine == "dash"}
+    if engine == "shaka":
+        scenario.update(raw="shaka", page=page, url=f"{base}/assets/{asset}/manifest.mpd")
     driver = subprocess.Popen(["node", str(DRIVER), json.dumps(scenario)], cwd=E2E_DIR,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     producer = subprocess.run(
@@ -108,9 +114,9 @@ def streams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
     work = tmp_path_factory.mktemp("captions-live")
     wav, transcript = _talk(work)
     env = local_env(work / "store")
-    with serve(env, work / "serve.log") as origin:
-        yield {engine: _watch(origin.base, env, wav, transcript, engine)
-               for engine in ENGINES}
+    with serve(env, work / "serve.log") as origin, _page_server() as page:
+        yield {engine: _watch(origin.base, env, wav, transcript, engine, page)
+               for engine in (*ENGINES, "shaka")}
 
 
 @pytest.fixture(params=ENGINES)
@@ -205,6 +211,23 @@ def test_the_page_shows_live_captions_at_their_time(watched: dict[str, Any]) -> 
     lines = [s["lines"] for s in live]
     assert lines == sorted(lines) and lines[-1] >= 2, lines
     assert any(s["highlighted"] >= 0 for s in live)
+
+
+def test_shaka_shows_the_live_text_of_the_mpd(streams: dict[str, dict[str, Any]]) -> None:
+    """Shaka (a bare page, default configuration but low latency, text made visible) over
+    the live MPD: the cues it adds while the stream is live are the sealed ones."""
+    watched = streams["shaka"]
+    live = _live(watched)
+    assert len(live) >= 10, f"only {len(live)} samples while live"
+    assert live[-1]["t"] > 3, "Shaka did not play the stream"
+    seen = {tuple(c) for s in live for t in s["tracks"] for c in (t["cues"] or [])}
+    assert len(seen) >= 2, "Shaka added no cues while the stream was live"
+    for start, end, text in seen:
+        ref = next((c for c in watched["cues"] if c[2] == text), None)
+        assert ref is not None, text
+        assert abs(start - ref[0]) <= TOLERANCE and abs(end - ref[1]) <= TOLERANCE, \
+            ((start, end, text), ref)
+    assert not watched["result"]["fatal"], watched["result"]["fatal"]
 
 
 def test_no_errors(watched: dict[str, Any]) -> None:
