@@ -141,3 +141,63 @@ def test_every_producer_frame_maps_to_where_it_was_written(writes: list[tuple[st
             speech += n
         media += n
     assert c.speech_frames == speech and c.media_frames == media
+
+
+# --- the live manifests' text (manifests.llhls, manifests.dash_live) -------------------------
+
+
+def test_live_multivariant_declares_the_subtitles_on_every_variant() -> None:
+    from manifests.llhls import live_multivariant
+
+    text = live_multivariant([("v/x/low/index.m3u8", 90000, "mp4a.40.2"),
+                              ("v/x/high/index.m3u8", 200000, "mp4a.40.2")],
+                             subtitles="v/x/subs/index.m3u8")
+    media = [line for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
+    assert media == ['#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Transcript",'
+                     'LANGUAGE="und",DEFAULT=NO,AUTOSELECT=YES,URI="v/x/subs/index.m3u8"']
+    variants = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
+    assert len(variants) == 2 and all(v.endswith(',SUBTITLES="subs"') for v in variants)
+    plain = live_multivariant([("v/x/low/index.m3u8", 90000, "mp4a.40.2")])
+    assert "SUBTITLES" not in plain
+
+
+def test_live_subtitles_playlist() -> None:
+    from manifests.llhls import LiveTiming, live_subtitles_playlist
+
+    timing = LiveTiming(2, 0.25, 1_700_000_000.0)
+    empty = live_subtitles_playlist([], timing)
+    assert "#EXT-X-PROGRAM-DATE-TIME" not in empty and "seg_" not in empty
+    text = live_subtitles_playlist([0.232, 1.857], timing)
+    lines = text.splitlines()
+    assert lines[:5] == ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-TARGETDURATION:2",
+                         "#EXT-X-MEDIA-SEQUENCE:1", "#EXT-X-PLAYLIST-TYPE:EVENT"]
+    assert "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z" in lines
+    assert lines[-4:] == ["#EXTINF:0.232000,", "seg_00001.vtt", "#EXTINF:1.857000,", "seg_00002.vtt"]
+    assert "#EXT-X-ENDLIST" not in text and "SERVER-CONTROL" not in text
+
+
+@pytest.mark.parametrize("spans", [(), ((0, 5120), (5120, 40960))])
+def test_the_live_mpd_text_set_is_schema_valid(spans: tuple[tuple[int, int], ...]) -> None:
+    import os
+
+    from lxml import etree
+
+    from manifests.dash_live import LiveRepresentation, LiveText, live_mpd
+
+    text = LiveText("v/x/subs", 22050, spans, nominal=44100)
+    mpd = live_mpd([LiveRepresentation("low", 90000, "mp4a.40.2", 22050, 1, "v/x/low")],
+                   start=1_700_000_000.0, published=1_700_000_010.0, segment=2.0, part=0.25,
+                   latency_target=1.0, utc_url="http://o/v1/time",
+                   timelines={"low": [(0, 5120), (5120, 40960)]}, text=text)
+    root = etree.fromstring(mpd.encode())
+    schema = etree.XMLSchema(etree.parse(os.environ["SORI_TEST_DASH_SCHEMA"]))
+    assert schema.validate(root), schema.error_log
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    [aset] = root.findall("d:Period/d:AdaptationSet[@contentType='text']", ns)
+    assert aset.get("mimeType") == "text/vtt"
+    tpl = aset.find("d:Representation/d:SegmentTemplate", ns)
+    assert tpl is not None and tpl.get("media") == "v/x/subs/seg_$Number%05d$.vtt"
+    if spans:
+        assert [s.get("d") for s in tpl.findall("d:SegmentTimeline/d:S", ns)] == ["5120", "40960"]
+    else:
+        assert tpl.get("duration") == "44100" and tpl.find("d:SegmentTimeline", ns) is None
