@@ -242,6 +242,23 @@ class Hits:
         self._known.put(asset, _Known(version, info, now, stamp))
         self._release(asset, info)
 
+    def delivered(self, request: web.BaseRequest, asset: str, start: int, nbytes: int,
+                  total: int) -> None:
+        """Bytes [start, start + nbytes) of an asset's progressive file (of `total` bytes)
+        sent inside another response, an offline bundle (origin.offline): counted as that
+        much of a ranged download of the file, so a bundle taken for offline listening
+        counts like the download it contains (IAB v2.3 counts downloaded files)."""
+        if nbytes <= 0 or PEER_HOP in request.headers:
+            return
+        known = self._known.get(asset)
+        if known is not None and known.info is not None and not known.info.download_bytes:
+            info = dataclasses.replace(known.info, download_bytes=total)
+            self._known.put(asset, dataclasses.replace(known, info=info))
+        headers = request.headers
+        ip = client_address(request.remote, headers.get("X-Forwarded-For"), self.trusted)
+        self.add(asset, "download", "GET", 206, nbytes, f"bytes={start}-{start + nbytes - 1}",
+                 ip or "", headers.get("User-Agent") or "", None)
+
     def _note_download_size(self, asset: str, resp: web.StreamResponse) -> None:
         """The progressive file's size, from a download response (the record's `size` is
         the whole bundle): counting turns a download's byte ranges into media time."""

@@ -24,7 +24,8 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from origin.app import MEDIA_KEY
+from manifests import layout
+from origin.app import HITS_KEY, MEDIA_KEY
 from origin.auth import bad_key_on_read, bearer_token, key_matches
 from origin.errors import json_error, register_error
 from origin.http import headers as h
@@ -35,7 +36,7 @@ from origin.keys import BYTES_SENT, CONFIG_KEY, STORE_KEY, STREAMING
 from origin.media import MediaHandler, decide, is_private_record
 from origin.offline import sources
 from origin.offline.checksums import Checksums
-from origin.offline.plan import Plan
+from origin.offline.plan import Plan, Span
 from origin.offline.stream import ShortRead, read_range
 from signing.tokens import TokenError
 from storage.base import ObjectInfo
@@ -84,8 +85,23 @@ async def offline(request: web.Request) -> web.StreamResponse:
         return json_error(e.status, str(e), headers={h.CACHE_CONTROL: h.NO_STORE})
     plan = sources.layout_bundle(found, rendition)
     private = any(is_private_record(r) for r in records)
+    downloads = {layout.key(r["id"], r["download_key"]): r["id"] for r in records
+                 if isinstance(r.get("download_key"), str)}
     return await _answer(request, plan, _representation(request, plan, records, private),
-                         _filename(ids, rendition))
+                         _filename(ids, rendition), downloads)
+
+
+def _count_downloads(request: web.Request, plan: Plan, start: int, sent: int,
+                     downloads: dict[str, str]) -> None:
+    """The progressive files' bytes this response carried, as downloads for analytics
+    (origin.observe.hits): a bundle is how a listener downloads episodes for offline use."""
+    hits = request.app.get(HITS_KEY)
+    if hits is None or sent <= 0:
+        return
+    for piece, lo, hi in plan.slices(start, start + sent):
+        if isinstance(piece, Span) and piece.key in downloads:
+            hits.delivered(request, downloads[piece.key], piece.offset + lo, hi - lo,
+                           piece.offset + piece.length)
 
 
 def _admit(request: web.Request, records: list[dict[str, Any]]) -> web.Response | None:
@@ -149,7 +165,7 @@ def _filename(ids: list[str], rendition: str | None) -> str:
 
 
 async def _answer(request: web.Request, plan: Plan, rep: Representation,
-                  filename: str) -> web.StreamResponse:
+                  filename: str, downloads: dict[str, str]) -> web.StreamResponse:
     media: MediaHandler = request.app[MEDIA_KEY]
     d = decide(request, rep)
     if d.status == 304:
@@ -179,6 +195,7 @@ async def _answer(request: web.Request, plan: Plan, rep: Representation,
         return out
     store = request.app[STORE_KEY]
     chunks = read_range(store, plan, r.start, r.end)
+    sent = 0
     try:
         # The first chunk before the status line: a store that fails now still gets a
         # clean 503/404 rather than a cut 200.
@@ -201,4 +218,5 @@ async def _answer(request: web.Request, plan: Plan, rep: Representation,
         await out.write_eof()
     finally:
         await chunks.aclose()
+        _count_downloads(request, plan, r.start, sent, downloads)
     return out

@@ -309,6 +309,20 @@ def test_a_download_resumed_in_three_ranges_is_one_download(site: Site) -> None:
     assert change.now() == {"downloads": 1, "listeners": 1, "bytes": size}
 
 
+def test_an_offline_bundle_counts_as_a_download_of_each_episode(site: Site) -> None:
+    path = f"/v1/offline?assets={EP40},{EP90}"
+    c40, c90 = Change(site, EP40), Change(site, EP90)
+    peek = Listener(site, UA_PODCASTS, "203.0.113.40")
+    r = peek.get(path, Range="bytes=0-4095")  # the bundle's index and first headers only
+    assert r.status == 206
+    whole = Listener(site, UA_PODCASTS, "203.0.113.41")
+    r = whole.get(path)
+    assert r.status == 200 and r.body[:2] == b"PK"
+    for change in (c40, c90):
+        now = change.now()
+        assert (now["downloads"], now["listeners"]) == (1, 1), now
+
+
 def test_head_and_304_are_no_download(site: Site) -> None:
     change = Change(site, EP40)
     client = Listener(site, UA_OVERCAST, "203.0.113.13")
