@@ -213,6 +213,16 @@ def test_the_page_shows_live_captions_at_their_time(watched: dict[str, Any]) -> 
     assert any(s["highlighted"] >= 0 for s in live)
 
 
+def test_once_sealed_the_page_reads_the_whole_transcript(watched: dict[str, Any]) -> None:
+    """The stream ends while the page plays it: the page reads the asset's record again and
+    takes its cues from transcript.vtt, every line in the panel."""
+    last = watched["result"]["samples"][-1]
+    assert not last["live"]
+    assert last["captions"]["source"] == "file", last["captions"]
+    assert [c[2] for c in last["captions"]["cues"]] == SENTENCES
+    assert last["lines"] == len(SENTENCES)
+
+
 def test_shaka_shows_the_live_text_of_the_mpd(streams: dict[str, dict[str, Any]]) -> None:
     """Shaka (a bare page, default configuration but low latency, text made visible) over
     the live MPD: the cues it adds while the stream is live are the sealed ones."""
