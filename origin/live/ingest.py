@@ -25,7 +25,8 @@ transcript.vtt/.txt and chapters like a packaged asset):
                                       (or {"cues": [...]}) timed as X-Sori-Cues; {"end": true}
                                       ends the stream
 
-A cue's media time is where its audio went into the stream, so it stays on its words
+(`PUT /v1/live/{id}/stream` carries audio only.) A cue's media time is where its audio went
+into the stream, so it stays on its words
 across the silence the origin inserts while the producer lags (packager.live.captions).
 Bad text (not UTF-8, an overlap with the cue before, text on a stream without a
 transcript) is a 400 (a WebSocket {"error"} message) and the chunk is not taken.
