@@ -38,7 +38,7 @@ from urllib.parse import quote
 import aiohttp
 
 LIVE_ID = "live-demo"
-LIVE_TITLE = "Live: sori speaking while it is generated"
+LIVE_TITLE = "Live: sori speaking"  # short: one line over the stage of a phone
 VOICE = "en-us"
 WORDS_PER_MINUTE = 160
 SAMPLE_RATE = 22050  # espeak-ng's own rate: no resampling on the way in
@@ -48,20 +48,22 @@ PAUSES = (0.5, 1.5)  # seconds between sentences, the language model "writing"
 READY_TIMEOUT = 120.0  # for the origin to answer /healthz
 SETTLE_TIMEOUT = 60.0  # for a stream left live by a killed demo to be sealed by recovery
 
-LIVE_SENTENCES = (
+LIVE_SENTENCES = (  # 70 characters at most: each is one caption, two lines on a phone
     "This is sori, live.",
-    "You are hearing these words while the rest of this text is still being written.",
-    "A speech engine on this machine speaks one sentence at a time, and pushes its audio "
-    "to the origin in small chunks, much faster than real time.",
-    "Between sentences it waits, the way a voice agent waits for its language model.",
-    "The origin encodes every chunk as it arrives, and publishes low latency HLS and "
-    "DASH parts a quarter of a second long.",
+    "You hear these words while the rest is still being written.",
+    "A speech engine on this machine speaks one sentence at a time.",
+    "Its audio goes to the origin in small chunks, faster than real time.",
+    "Between sentences it waits, like a voice agent for its language model.",
+    "The origin encodes each chunk as it arrives.",
+    "It publishes low latency HLS and DASH parts, a quarter second long.",
+    "These captions travel with the audio they belong to.",
     "Any player can join from the first word, or jump to the live edge.",
-    "When the speech ends, the stream is sealed, and the same links keep working as an "
-    "ordinary recording.",
+    "When the speech ends, the stream is sealed.",
+    "The same links keep working, as an ordinary recording.",
 )
 # sentence index -> the chapter that starts with it
-LIVE_CHAPTERS = {0: "Live", 2: "The speech engine", 4: "The origin"}
+LIVE_CHAPTERS = {0: "Live", 2: "The speech engine", 5: "The origin", 9: "After the stream"}
+LANGUAGE = "en"
 
 
 def say(message: str, *, out: bool = False) -> None:
@@ -200,7 +202,8 @@ class LiveDemo:
             delay = start + i * every - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await live.send(pcm[offset:offset + self.chunk_bytes], cues=[cue] if i == 0 else None)
+            cues = {"language": LANGUAGE, "cues": [cue]} if i == 0 else None
+            await live.send(pcm[offset:offset + self.chunk_bytes], cues=cues)
 
     async def _free_id(self, session: aiohttp.ClientSession) -> str:
         """Delete the asset an earlier demo left (a stream still live from a killed run is

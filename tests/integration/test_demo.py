@@ -222,7 +222,8 @@ def check_demo_text(demo: Demo, asset: dict[str, Any]) -> None:
 
 
 def check_live_text(demo: Demo, sealed: dict[str, Any]) -> None:
-    """The sealed live stream's transcript: the sentences spoken, in order, and its chapters."""
+    """The sealed live stream's transcript: the sentences spoken, in order, and its chapters
+    in the language the producer named."""
     base = f"http://127.0.0.1:{demo.port}"
     assert sealed.get("transcript") and sealed.get("chapters"), sealed
     status, vtt = demo.get(base + sealed["transcript"])
@@ -231,8 +232,9 @@ def check_live_text(demo: Demo, sealed: dict[str, Any]) -> None:
     assert [c.text for c in cues] == list(LIVE_SENTENCES)
     status, body = demo.get(base + sealed["chapters"])
     assert status == 200
-    titles = [c["titles"][0]["title"] for c in json.loads(body)]
-    assert titles == [LIVE_CHAPTERS[n] for n in sorted(LIVE_CHAPTERS)]
+    titles = [c["titles"][0] for c in json.loads(body)]
+    assert [t["title"] for t in titles] == [LIVE_CHAPTERS[n] for n in sorted(LIVE_CHAPTERS)]
+    assert {t["language"] for t in titles} == {"en"}  # sent with the cues
 
 
 @pytest.mark.slow

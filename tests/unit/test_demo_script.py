@@ -116,6 +116,8 @@ def test_trim_tail_drops_only_the_trailing_silence() -> None:
     assert spoken_frames(_pcm([0] * 10)) == 1  # a cue always has a span
 
 
-def test_live_chapters_name_sentences_that_exist() -> None:
+def test_live_sentences_are_captions_and_chapters_name_sentences_that_exist() -> None:
     assert 0 in LIVE_CHAPTERS
     assert all(0 <= n < len(LIVE_SENTENCES) for n in LIVE_CHAPTERS)
+    for text in LIVE_SENTENCES:
+        assert re.fullmatch(r"\S.*[.!?]", text) and len(text) <= 70, text
