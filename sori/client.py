@@ -8,7 +8,8 @@
 
 With `transcript=True` the stream carries text (issue 14): `send(pcm, text="Hello.")` says
 what that chunk's audio speaks (header X-Sori-Text), `send(pcm, cues=[{"text", "start",
-"end"}])` sends cues timed in seconds of the audio sent so far (header X-Sori-Cues); the
+"end"}])` sends cues timed in seconds of the audio sent so far (an X-Sori-Cues header per
+cue); the
 origin publishes them as live captions and seals them into transcript.vtt.
 
 Entering creates the live asset (`create=False` attaches to one that exists, from `seq`).
@@ -42,7 +43,7 @@ MAX_CHUNK_BYTES = 8 * 1024 * 1024  # the origin answers 413 above this
 # the two equal without this module importing the packager).
 PCM_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 TEXT_HEADER = "X-Sori-Text"  # origin/live/ingest.py: a chunk's text, percent-encoded UTF-8
-CUES_HEADER = "X-Sori-Cues"  # ... cues timed on the stream's audio, percent-encoded JSON
+CUES_HEADER = "X-Sori-Cues"  # ... cues timed on the stream's audio, JSON (one header per cue)
 Json = dict[str, Any]
 
 
@@ -197,10 +198,13 @@ class LiveClient:
         extra: dict[str, str] = {}
         if text is not None:
             extra[TEXT_HEADER] = quote(text, safe="")
-        if cues is not None:
-            extra[CUES_HEADER] = quote(json.dumps(cues, ensure_ascii=False), safe="")
+        if cues is not None:  # one header per cue, ASCII JSON: each under the 8 KB limit
+            extra_cues = [json.dumps(c) for c in (cues if isinstance(cues, list) else [cues])]
+        else:
+            extra_cues = []
         status, ack = await self._call("POST", f"{self._path()}/chunks", extra_headers=extra,
-                                       params={"seq": str(seq)}, data=data)
+                                       extra_cues=extra_cues, params={"seq": str(seq)},
+                                       data=data)
         if status == 409 and ack.get("expected") == seq + 1:
             ack = {**ack, "seq": seq, "duplicate": True}  # it had arrived: the answer was lost
         elif status != 200:
@@ -240,6 +244,7 @@ class LiveClient:
 
     async def _call(self, method: str, path: str, *, read_timeout: float | None = None,
                     extra_headers: dict[str, str] | None = None,
+                    extra_cues: list[str] | None = None,
                     **kwargs: Any) -> tuple[int, Json]:
         """(status, JSON body), retrying network errors, timeouts and 5xx/429
         with exponential backoff; LiveError once every attempt failed."""
@@ -251,7 +256,9 @@ class LiveClient:
         for attempt in range(1, self._attempts + 1):
             self._retried = attempt > 1
             try:
-                headers = {**self._headers, **extra_headers} if extra_headers else self._headers
+                headers: Any = {**self._headers, **extra_headers} if extra_headers else self._headers
+                if extra_cues:  # a repeated header: pairs, which aiohttp sends as they are
+                    headers = [*headers.items(), *((CUES_HEADER, v) for v in extra_cues)]
                 async with self._session.request(method, url, headers=headers,
                                                  timeout=req_timeout, **kwargs) as resp:
                     body = await _json_body(resp)

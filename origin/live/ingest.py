@@ -17,9 +17,11 @@ transcript.vtt/.txt and chapters like a packaged asset):
     X-Sori-Text: <percent-encoded UTF-8>  on a chunk: what this chunk's audio says; the cue
                                       spans exactly its audio (PCM, WAV; a compressed stream:
                                       the decoder's output until the next chunk)
-    X-Sori-Cues: <percent-encoded JSON>   on a chunk: cues timed in seconds of the stream's
+    X-Sori-Cues: <JSON>               on a chunk: cues timed in seconds of the stream's
                                       audio (silence the origin inserts not counted):
-                                      {"text","start","end","chapter"?} or a list of them
+                                      {"text","start","end","chapter"?} or a list of them,
+                                      ASCII JSON or percent-encoded; repeatable (one per cue
+                                      keeps each under the 8 KB header limit)
     WebSocket text frame, plain text  what the next binary frame's audio says
     WebSocket text frame, JSON object {"text"} the same; {"text","start","end","chapter"?}
                                       (or {"cues": [...]}) timed as X-Sori-Cues; {"end": true}
@@ -57,7 +59,7 @@ from origin.keys import BYTES_SENT, CONFIG_KEY, LIVE_KEY, STORE_KEY, STREAMING
 from origin.media import is_private_record
 from packager.errors import InvalidInput
 from packager.live import formats
-from packager.live.captions import header_text, timed_cues
+from packager.live.captions import header_cues, header_text, timed_cues
 from packager.live.registry import AssetExists
 from packager.live.stream import LiveStream, SeqGap, StreamClosed
 from packager.publish import read_record
@@ -171,9 +173,9 @@ async def chunk(request: web.Request) -> web.Response:
 def _chunk_text(request: web.Request) -> tuple[str | None, Transcript | None]:
     """The text a chunk carries (X-Sori-Text, X-Sori-Cues), read before its body."""
     raw_text = request.headers.get(TEXT_HEADER)
-    raw_cues = request.headers.get(CUES_HEADER)
+    raw_cues = request.headers.getall(CUES_HEADER, [])
     text = header_text(raw_text, TEXT_HEADER) if raw_text is not None else None
-    cues = timed_cues(header_text(raw_cues, CUES_HEADER)) if raw_cues is not None else None
+    cues = header_cues(raw_cues, CUES_HEADER) if raw_cues else None
     return text, cues
 
 

@@ -56,6 +56,29 @@ def header_text(value: str, name: str) -> str:
     return text
 
 
+def header_cues(values: list[str], name: str) -> Transcript:
+    """Every `name` header of a chunk (one may be repeated): each a JSON cue or list of
+    cues, as ASCII JSON (non-ASCII as \\u escapes) or percent-encoded UTF-8; together one
+    message. One header per cue keeps each under the server's header size limit (8 KB)."""
+    cues: list[object] = []
+    for value in values:
+        raw = value.strip()
+        text = raw if raw[:1] in ("[", "{") else header_text(raw, name)
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise TranscriptError(f"{name}: invalid JSON ({e})") from None
+        if len(values) == 1:
+            return timed_cues(text)
+        if isinstance(doc, dict) and "text" in doc:
+            cues.append(doc)
+        elif isinstance(doc, list):
+            cues.extend(doc)
+        else:
+            raise TranscriptError(f"{name}: a repeated header holds a cue or a list of cues")
+    return parse_json(json.dumps(cues))
+
+
 def timed_cues(text: str) -> Transcript:
     """Cues timed in seconds of the stream's audio: one {"text", "start", "end",
     "chapter"?} object, a list of them, or {"cues": [...], "chapters"?, "language"?}

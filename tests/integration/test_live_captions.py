@@ -313,8 +313,14 @@ async def test_bad_text_is_refused_and_its_chunk_not_taken(voices: list[bytes], 
                              params={"seq": "1"}, headers={"X-Sori-Cues": quote(
                                  json.dumps({"text": "two", "start": 0.05, "end": 0.2}))})
     assert res.status == 400 and "overlaps" in res.json()["error"]
+    # a long cue of non-ASCII text fits a header as ASCII JSON (what LiveClient sends: one
+    # X-Sori-Cues header per cue), where percent-encoded it would pass the 8 KB limit
+    long = "言葉" * 450
+    await chunk(http, "strict", 1, voices[0][4410:8820], {"X-Sori-Cues": json.dumps(
+        {"text": long, "start": 0.15, "end": 0.2})})
     assert (await http.record("strict"))[1]["state"] == "live"
-    await http.finish("strict")
+    sealed = await http.finish("strict")
+    assert [c[2] for c in parse_vtt((await http.get(sealed["transcript"])).text)] == ["one", long]
     await http.finish("plain")
 
 

@@ -201,3 +201,21 @@ def test_the_live_mpd_text_set_is_schema_valid(spans: tuple[tuple[int, int], ...
         assert [s.get("d") for s in tpl.findall("d:SegmentTimeline/d:S", ns)] == ["5120", "40960"]
     else:
         assert tpl.get("duration") == "44100" and tpl.find("d:SegmentTimeline", ns) is None
+
+
+def test_repeated_cue_headers_make_one_message() -> None:
+    from urllib.parse import quote
+
+    from packager.live.captions import header_cues
+
+    one = header_cues(['{"text": "caf\\u00e9", "start": 0, "end": 1}'], "X-Sori-Cues")
+    assert [q.text for q in one.cues] == ["café"]
+    two = header_cues(['{"text": "a", "start": 0, "end": 1}',
+                       quote('[{"text": "b\u2019", "start": 1, "end": 2, "chapter": "B"}]')],
+                      "X-Sori-Cues")
+    assert [(q.start, q.text, q.chapter) for q in two.cues] == [(0, "a", None), (1000, "b\u2019", "B")]
+    with pytest.raises(TranscriptError, match="overlap"):
+        header_cues(['{"text": "a", "start": 0, "end": 1.5}', '{"text": "b", "start": 1, "end": 2}'],
+                    "X-Sori-Cues")
+    with pytest.raises(TranscriptError, match="JSON"):
+        header_cues(["{nope", '{"text": "b", "start": 1, "end": 2}'], "X-Sori-Cues")
