@@ -56,7 +56,7 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
                subs_written: int = 0) -> dict[str, Any]:
     """Publish the VOD form of the live asset whose init and segments are in `spool/<rung>/`;
     returns the new record. With `captions` (a stream with a transcript), its text too
-    (packager.live.subtitles), `subs_written` WebVTT segments of it being in the store."""
+    (`seal_text`), `subs_written` WebVTT segments of it being in the store."""
     asset_id = rec["id"]
     version = rec["version"]
     live = rec.get("live", {})

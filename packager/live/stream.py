@@ -114,8 +114,8 @@ class LiveStream:
         self._timing: LiveTiming | None = None
         self._text_cache: dict[tuple[int, bool], tuple[int, str]] = {}
         # The text spoken (issue 14): None unless the stream was created with a transcript.
-        # subs_ready: WebVTT segments in the store (packager.live.subtitles writes them as
-        # the media segments close).
+        # subs_ready: WebVTT segments in the store (packager.live.publish.SegmentWriter,
+        # `on_segment`, writes them as the media segments close).
         self.captions: LiveCaptions | None = LiveCaptions() if transcript else None
         self.subs_ready = 0
         self.on_segment: Callable[[LiveStream], None] | None = None
