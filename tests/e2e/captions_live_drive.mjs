@@ -43,7 +43,10 @@ try {
   await context.addInitScript(() => localStorage.setItem('sori:captions', 'true'));
   const page = await context.newPage();
   page.on('pageerror', (e) => out.pageErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
+  // (a failed request is recorded with its URL by the response hook, not as its console line)
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) out.consoleErrors.push(m.text());
+  });
   page.on('response', (res) => { if (res.status() >= 400) out.consoleErrors.push(`${res.status()} ${res.url()}`); });
   let rec = null;
   for (let i = 0; i < 300 && rec?.state !== 'live'; i += 1) {
