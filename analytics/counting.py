@@ -21,7 +21,9 @@ QoE, per player session (CMCD `sid`; a report without one is its client's sessio
   playback began: buffering before the first `p` is startup) is the time to the next
   state; a rebuffer is an entry into `r` after playback began; a session
   with states but never `p` exited before start;
-- v1 requests: `bs` (buffer starved) counts a rebuffer per flagged request; when the
+- v1 requests: `bs` (buffer starved) counts a rebuffer per flagged request, unless the
+  session also sent v2 play states (a seek empties the buffer too; only states tell it
+  from a stall); when the
   first request carries `su` (startup), startup = the first later request without `su`
   minus the first request (an upper bound: the player asked again once it was playing);
   a session whose every request carries `su` exited before start;
@@ -293,7 +295,6 @@ def _add_mtp(s: _Session, data: dict[str, Any]) -> None:
 def _judge(q: Qoe, s: _Session) -> None:
     if s.mtp:
         q.mtp_kbps.append(statistics.median(s.mtp))
-    q.rebuffers += s.starved
     if s.states:
         states = sorted(s.states)
         started = next((t for t, st in states if st == "s"), None)
@@ -314,6 +315,9 @@ def _judge(q: Qoe, s: _Session) -> None:
                     q.rebuffers += 1
             previous = st
         return
+    # v1 only: `bs` flags are all there is. With v2 play states they are not counted: a
+    # player's buffer also runs dry on a seek, which its states tell apart (k, not r).
+    q.rebuffers += s.starved
     if not s.requests:
         return
     requests = sorted(s.requests)

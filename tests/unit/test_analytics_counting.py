@@ -102,6 +102,16 @@ def test_qoe_v1_requests() -> None:
     assert q.mtp_kbps == [3000.0]  # the session's median
 
 
+def test_v1_starvation_flags_do_not_count_when_the_session_sent_play_states() -> None:
+    # dash.js flags `bs` on the requests after a seek; its v2 states say k, not r.
+    rows = [hit(sid="g", ts=100.0, cmcd={"su": True}), hit(sid="g", ts=110.0, cmcd={"bs": True}),
+            hit(sid="g", ts=110.2, cmcd={"bs": True})]
+    events = [ev("g", "s", 0), ev("g", "p", 500), ev("g", "k", 10_000), ev("g", "p", 10_400)]
+    q = qoe(rows, events)["ep"]
+    assert q.sessions == 1 and q.rebuffers == 0 and q.startup_ms == [500.0]
+    assert qoe(rows, [])["ep"].rebuffers == 2  # v1 alone: the flags are all there is
+
+
 def test_session_without_sid_is_its_client() -> None:
     q = qoe([], [ev(None, "s", 0, client="k1"), ev(None, "p", 700, client="k1"),
                  ev(None, "s", 0, client="k2")])["ep"]
