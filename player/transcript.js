@@ -20,7 +20,7 @@ export class TranscriptPanel {
     this.seek = seek;
     this.items = [];
     this._active = null;
-    this._userScrolledAt = 0;
+    this._userScrolledAt = -Infinity; // never: follow the spoken line from the start
     this._scrollingUntil = 0; // scroll events before this come from the panel itself
 
     captions.addEventListener('cues', () => this.render());
