@@ -21,6 +21,7 @@ Nothing is skipped: a missing tool is a failure that says how to install it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gzip
 import http.client
@@ -32,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -155,10 +157,23 @@ def package_all(env: dict[str, str], sources: dict[str, Path]) -> None:
             job.result()
 
 
+# Where `sori` processes started by tests keep their analytics (not the checkout's var/):
+# one file for the test session, unless a test names its own.
+_ANALYTICS_DB = Path(tempfile.gettempdir()) / f"sori-tests-{os.getpid()}-analytics.sqlite3"
+
+
+@atexit.register
+def _remove_analytics_db() -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{_ANALYTICS_DB}{suffix}").unlink(missing_ok=True)
+
+
 def _clean_environ() -> dict[str, str]:
     """os.environ without SORI_* settings the caller's shell may carry (SORI_TEST_* stay)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("SORI_") or k.startswith("SORI_TEST_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SORI_") or k.startswith("SORI_TEST_")}
+    env["SORI_ANALYTICS_DATABASE"] = str(_ANALYTICS_DB)
+    return env
 
 
 def local_env(root: Path, **overrides: str) -> dict[str, str]:
