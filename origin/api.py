@@ -40,7 +40,16 @@ from origin.auth import bad_key_on_read, holds_write_key
 from origin.errors import json_error, register_error
 from origin.http import headers as h
 from origin.http import sse
-from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY, STREAMING
+from origin.keys import (
+    BYTES_SENT,
+    CACHE_RESULT,
+    CONFIG_KEY,
+    GRANT,
+    LIVE_KEY,
+    PREPARED,
+    STORE_KEY,
+    STREAMING,
+)
 from origin.media import MediaHandler, is_private_record
 from origin.observe.metrics import metrics_of
 from origin.packaging import uploads
@@ -303,6 +312,8 @@ async def download(request: web.Request) -> web.StreamResponse:
             request[STREAMING] = media_request[STREAMING]
         if BYTES_SENT in media_request:
             request[BYTES_SENT] = media_request[BYTES_SENT]
+        if PREPARED in media_request:
+            request[PREPARED] = media_request[PREPARED]
         if CACHE_RESULT in media_request:
             request[CACHE_RESULT] = media_request[CACHE_RESULT]
 

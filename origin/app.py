@@ -28,7 +28,7 @@ from aiohttp import web
 
 from origin import auth, errors, ops
 from origin.http import headers as h
-from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, STORE_KEY, STREAMING
+from origin.keys import BYTES_SENT, CACHE_RESULT, CONFIG_KEY, PREPARED, STORE_KEY, STREAMING
 from origin.media import MediaHandler
 from origin.observe.accesslog import AccessLog
 from origin.observe.hits import Hits
@@ -140,7 +140,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             # connection (aiohttp closes it when a handler raises after prepare()).
             log.warning("%s %s aborted mid-response: %s", request.method,
                         redact(request.path), exc)
-            _finish(request, None, t0, status=0)
+            _finish(request, request.get(PREPARED), t0, status=0)
             raise
         resp = errors.from_exception(exc, request)
     _finish(request, resp, t0)
@@ -174,4 +174,5 @@ def _finish(request: web.Request, resp: web.StreamResponse | None, t0: float,
                                request.get(CACHE_RESULT))
     hits = app.get(HITS_KEY)
     if hits is not None:
-        hits.response(request, resp, code, nbytes)
+        # An aborted stream (code 0) delivered what it sent under the status it sent.
+        hits.response(request, resp, code or (resp.status if resp is not None else 0), nbytes)

@@ -19,5 +19,8 @@ LIVE_KEY: web.AppKey[Any] = web.AppKey("sori.live", object)
 CACHE_RESULT = web.RequestKey("sori.cache", str)  # "hit" / "miss" for media requests
 BYTES_SENT = web.RequestKey("sori.bytes", int)  # body bytes sent, when the handler streamed
 STREAMING = web.RequestKey("sori.streaming", bool)  # on the wire: errors can only abort it
+# The streamed response whose status line went out: an aborted one still delivered
+# BYTES_SENT bytes, which listening analytics count (a listener who stops mid-file).
+PREPARED = web.RequestKey("sori.prepared", web.StreamResponse)
 # The grant of the signed URL that admitted a request for a private asset (signing.tokens).
 GRANT: web.RequestKey[Any] = web.RequestKey("sori.grant", object)

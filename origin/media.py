@@ -29,7 +29,7 @@ from origin.http.cors import CorsPolicy
 from origin.http.object_cache import LruDict, ObjectCache, SingleFlight
 from origin.http.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from origin.http.representation import Representation, accepts_gzip, compress
-from origin.keys import BYTES_SENT, CACHE_RESULT, GRANT, STREAMING
+from origin.keys import BYTES_SENT, CACHE_RESULT, GRANT, PREPARED, STREAMING
 from origin.observe.metrics import Metrics
 from packager.publish import read_record
 from settings import Config
@@ -47,6 +47,7 @@ STAT_CACHE_ENTRIES = 16384
 # one look at the store.
 ALIVE_FOR = 2.0
 SENDFILE_MIN = 64 * 1024  # smaller uncached objects are cheaper to stream than to sendfile
+SENDFILE_SLICE = 1024 * 1024  # bytes handed to one sendfile call (progress for analytics)
 _NOT_MODIFIED_DROP = (h.CONTENT_TYPE, h.CONTENT_ENCODING, h.ACCEPT_RANGES)
 _LOAD_ATTEMPTS = 3
 
@@ -420,14 +421,23 @@ class MediaHandler:
                         fobj: IO[bytes], r: ByteRange) -> None:
         await resp.prepare(request)
         request[STREAMING] = True
+        request[PREPARED] = resp
+        request[BYTES_SENT] = 0
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("connection lost")
         loop = asyncio.get_running_loop()
         try:
-            await loop.sendfile(transport, fobj, r.start, r.length)
+            # In slices, so that a listener who leaves mid-file is known to have had the
+            # slices before (analytics count what was delivered); a slice is one syscall.
+            pos = r.start
+            while pos < r.end:
+                count = min(SENDFILE_SLICE, r.end - pos)
+                await loop.sendfile(transport, fobj, pos, count)
+                pos += count
+                request[BYTES_SENT] = pos - r.start
         except NotImplementedError:  # uvloop, TLS: copy through the writer instead
-            await _copy_file(resp, fobj, r)
+            await _copy_file(request, resp, fobj, r)
         request[BYTES_SENT] = r.length
         await resp.write_eof()
 
@@ -454,14 +464,15 @@ class MediaHandler:
                     first = b""
         await resp.prepare(request)
         request[STREAMING] = True
-        sent = 0
+        request[PREPARED] = resp
+        sent = request[BYTES_SENT] = 0
         if first:
             await resp.write(first)
-            sent += len(first)
+            sent = request[BYTES_SENT] = len(first)
         async for chunk in chunks:
             await resp.write(chunk)
             sent += len(chunk)
-        request[BYTES_SENT] = sent
+            request[BYTES_SENT] = sent
         if sent != r.length:
             # Content-Length is already on the wire: the only honest answer is to
             # drop the connection so the client sees an incomplete response.
@@ -491,7 +502,8 @@ def _open_local(store: Store, key: str) -> IO[bytes] | None:
     return open(path, "rb")  # noqa: SIM115 - closed by the caller after sendfile
 
 
-async def _copy_file(resp: web.StreamResponse, fobj: IO[bytes], r: ByteRange) -> None:
+async def _copy_file(request: web.Request, resp: web.StreamResponse, fobj: IO[bytes],
+                     r: ByteRange) -> None:
     pos, end = r.start, r.end
     while pos < end:
         chunk = await asyncio.to_thread(os.pread, fobj.fileno(), min(256 * 1024, end - pos), pos)
@@ -499,3 +511,4 @@ async def _copy_file(resp: web.StreamResponse, fobj: IO[bytes], r: ByteRange) ->
             raise ConnectionResetError("file truncated while being sent")
         await resp.write(chunk)
         pos += len(chunk)
+        request[BYTES_SENT] = pos - r.start

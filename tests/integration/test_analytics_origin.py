@@ -323,6 +323,61 @@ def test_an_offline_bundle_counts_as_a_download_of_each_episode(site: Site) -> N
         assert (now["downloads"], now["listeners"]) == (1, 1), now
 
 
+def _big_download_copy(site: Site, asset: str, size: int) -> None:
+    """`asset`: EP90's record and files with a progressive file of `size` bytes (larger
+    than every socket buffer between the origin and the client, so that a client who
+    stops reading makes the origin's response abort part-way, as a podcast app leaving a
+    long episode does). Its bytes are not media: counting only places them in time."""
+    import os
+    import shutil
+
+    shutil.copytree(site.store / EP90, site.store / asset)
+    record_file = site.store / asset / "asset.json"
+    rec = json.loads(record_file.read_text())
+    (site.store / asset / rec["download_key"]).write_bytes(os.urandom(size))
+    record_file.write_text(json.dumps({**rec, "id": asset}))
+
+
+def _read_then_leave(site: Site, path: str, ua: str, xff: str, keep: int) -> int:
+    """GET `path`, read `keep` body bytes, then close the connection; the bytes read."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", site.origin.port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: {ua}\r\n"
+                 f"X-Forwarded-For: {xff}\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    got = len(body)
+    while got < keep:
+        chunk = sock.recv(65536)
+        assert chunk
+        got += len(chunk)
+    sock.close()
+    return got
+
+
+def test_a_listener_who_leaves_a_long_download_counts_what_was_delivered(site: Site) -> None:
+    big = "ep90big"
+    size = 64 * 1024 * 1024
+    _big_download_copy(site, big, size)
+    path = f"/v1/assets/{big}/download"
+    change = Change(site, big)
+    # 80% of a 90-second episode: 72 s, past the minute, although the response aborted.
+    _read_then_leave(site, path, UA_PODCASTS, "203.0.113.50", int(size * 0.8))
+    time.sleep(0.5)  # the origin notices the closed connection at its next write
+    now = change.now()
+    assert (now["downloads"], now["listeners"]) == (1, 1), now
+    assert size * 0.8 <= now["bytes"] < size, now  # what was sent, not the whole file
+    # 20%: 18 s (plus what the socket buffers held), no download.
+    _read_then_leave(site, path, UA_PODCASTS, "203.0.113.51", int(size * 0.2))
+    time.sleep(0.5)
+    assert change.now()["downloads"] == 1
+
+
 def test_head_and_304_are_no_download(site: Site) -> None:
     change = Change(site, EP40)
     client = Listener(site, UA_OVERCAST, "203.0.113.13")
