@@ -25,6 +25,7 @@ import sys
 import urllib.request
 import wave
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +121,13 @@ def streams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
     work = tmp_path_factory.mktemp("captions-live")
     wav, transcript = _talk(work)
     env = local_env(work / "store")
-    with serve(env, work / "serve.log") as origin, _page_server() as page:
-        yield {engine: _watch(origin.base, env, wav, transcript, engine, page)
-               for engine in (*ENGINES, "shaka")}
+    # The three streams at once (each its own producer and browser): they are real time,
+    # one after another they cost a minute of the suite.
+    with serve(env, work / "serve.log") as origin, _page_server() as page, \
+            ThreadPoolExecutor(3) as pool:
+        jobs = {engine: pool.submit(_watch, origin.base, env, wav, transcript, engine, page)
+                for engine in (*ENGINES, "shaka")}
+        yield {engine: job.result() for engine, job in jobs.items()}
 
 
 @pytest.fixture(params=ENGINES)
