@@ -47,10 +47,17 @@ log = logging.getLogger("sori.analytics")
 PREFIX = "/assets/"
 DOWNLOAD_PREFIX = "/v1/assets/"
 DOWNLOAD_SUFFIX = "/download"
+DOWNLOAD = "download"  # the rel of a progressive download
 INFO_ENTRIES = 16384  # assets whose AssetInfo is kept
 WAITING_MAX = 512  # hits of one asset held while its record is read; then sent without
 RETRY = 10.0  # seconds: a segment of another version makes a read after this long
 READ_TIMEOUT = 10.0
+# Identical responses (same object, status, bytes, client, CMCD) within this many seconds
+# are recorded as one hit with their bytes added: what counting reads of them (the
+# client's media time, bytes) is the same, and a client hammering one object (a load
+# test, a retrying player) then costs the writer one row, not one per request.
+COALESCE = 0.25
+COALESCE_MAX = 20_000  # distinct responses waiting at most before a flush
 # origin.live.peers.HOP (not imported: origin.live imports origin.app, which imports this):
 # a request another worker forwarded here is recorded by that worker, which answered it.
 PEER_HOP = "X-Sori-Peer"
@@ -136,6 +143,11 @@ class Hits:
         self.trusted = trusted
         self._known: LruDict[_Known] = LruDict(INFO_ENTRIES)
         self._waiting: dict[str, list[Hit]] = {}
+        # (asset, rel, method, status, bytes, address, User-Agent, CMCD) -> [first time,
+        # responses, AssetInfo]: identical responses waiting to be one hit (flush()).
+        self._coalesced: dict[tuple[str, str, str, int, int, str, str, str | None],
+                              list[Any]] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self._reads: dict[str, asyncio.Task[None]] = {}
         self.reads = 0  # records this object read itself (not through origin.media)
 
@@ -194,6 +206,22 @@ class Hits:
                     and not rel.startswith(f"v/{known.version}/")
                     and time.monotonic() - known.read_at >= RETRY):
                 self._read(asset)
+            if byte_range is None and rel != DOWNLOAD:
+                # Coalesced: the same response to the same client within COALESCE seconds
+                # is one hit with the bytes of all (a segment's span does not depend on
+                # its bytes; a ranged or download response's does, so those go alone).
+                key = (asset, rel, method, status, nbytes, ip, ua, cmcd)
+                entry = self._coalesced.get(key)
+                if entry is not None:
+                    entry[1] += 1
+                    return
+                self._coalesced[key] = [time.time(), 1, known.info]
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(COALESCE,
+                                                                        self.flush)
+                elif len(self._coalesced) >= COALESCE_MAX:
+                    self.flush()
+                return
             self.sink.submit(make_hit(time.time(), asset, rel, method, status, nbytes,
                                       byte_range, ip, ua, cmcd, "origin", known.info))
             return
@@ -208,6 +236,19 @@ class Hits:
             waiting.append(hit)
         else:
             self.sink.submit(hit)
+
+    def flush(self) -> None:
+        """Hand the coalesced hits to the recorder (every COALESCE seconds, when
+        COALESCE_MAX are waiting, before a report and at shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._coalesced = self._coalesced, {}
+        submit = self.sink.submit
+        for (asset, rel, method, status, nbytes, ip, ua, cmcd), (ts, n, info) in \
+                pending.items():
+            submit(make_hit(ts, asset, rel, method, status, nbytes * n, None, ip, ua, cmcd,
+                            "origin", info))
 
     # --- what is known of each asset ----------------------------------------------------------
 
@@ -309,6 +350,7 @@ class Hits:
     async def settle(self, wait: float) -> None:
         """Wait (at most `wait` seconds) for the record reads in flight, so the hits
         waiting for them are in the recorder's queue (a report asks first)."""
+        self.flush()
         tasks = list(self._reads.values())
         if tasks:
             with contextlib.suppress(TimeoutError):
