@@ -190,13 +190,9 @@ class LiveServing:
             if msn > last + 2:
                 return self._error(request, stream, 400, f"_HLS_msn={msn} is too far ahead of "
                                    f"the live edge (last {last})", 4)
-            deadline = time.monotonic() + 3 * stream.plan.target_duration
-            while stream.subs_ready < msn and not stream.ended.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return self._error(request, stream, 503, "the requested segment did not "
-                                       "appear within three target durations", 4)
-                await stream.wait_change(left)
+            if not await _subtitles_up_to(stream, msn, 3 * stream.plan.target_duration):
+                return self._error(request, stream, 503, "the requested segment did not "
+                                   "appear within three target durations", 4)
         if stream.state == "ready":
             return None  # sealed: the store has the VOD playlist
         if stream.ended.is_set() and stream.state != "live":
@@ -217,13 +213,10 @@ class LiveServing:
         st = stream.rungs_state[0]
         if number <= stream.subs_ready or number > st.next_number + 1:
             return None
-        deadline = time.monotonic() + 4 * stream.plan.target_duration + stream.plan.segment
-        while stream.subs_ready < number and not stream.ended.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return self._error(request, stream, 503, "the subtitles segment did not "
-                                   "appear in time", 1)
-            await stream.wait_change(left)
+        wait = float(4 * stream.plan.target_duration + stream.plan.segment)
+        if not await _subtitles_up_to(stream, number, wait):
+            return self._error(request, stream, 503, "the subtitles segment did not "
+                               "appear in time", 1)
         return None
 
     async def _park(self, request: web.Request, stream: LiveStream, key: Key,
@@ -477,3 +470,15 @@ async def time_now(request: web.Request) -> web.Response:
                         headers={h.CACHE_CONTROL: h.NO_STORE})
     resp.headers[h.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
     return resp
+
+
+async def _subtitles_up_to(stream: LiveStream, number: int, wait: float) -> bool:
+    """Wait (at most `wait` seconds) until WebVTT segment `number` is written or the stream
+    ended; False when the time ran out first."""
+    deadline = time.monotonic() + wait
+    while stream.subs_ready < number and not stream.ended.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await stream.wait_change(left)
+    return True
