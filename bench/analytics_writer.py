@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.events import AssetInfo, Hit
-from analytics.recorder import Recorder
+from analytics.writer.recorder import Recorder
 from settings import AnalyticsConfig
 
 REPO = Path(__file__).resolve().parents[1]

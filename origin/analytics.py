@@ -15,11 +15,13 @@ public. An asset never seen gives zeros (a deleted asset keeps its history, and 
 answer does not tell which ids exist). With `[analytics] enabled = false` nothing is
 recorded and the four routes answer 404 "analytics disabled".
 
-The recorder (analytics.recorder) is one per worker process: a bounded queue and a writer
-thread; media responses reach it through origin.observe.hits. Reports are read in a
-thread (the database calls block) after this worker's queue is flushed, so a report
-includes what this worker served until the request; other workers' writers flush on
-their own within a second.
+Each worker process starts an analytics writer process of its own and feeds it through a
+pipe (analytics.writer.link, .process): media responses reach the link through
+origin.observe.hits, and classifying, hashing and writing happen in the writer process,
+so they never take the interpreter lock from the event loop that serves. Reports are read
+in a thread (the database calls block) after this worker's events are written, so a
+report includes what this worker served until the request; other workers' writers
+flush on their own within a second.
 """
 
 from __future__ import annotations
@@ -34,9 +36,8 @@ from aiohttp import hdrs, web
 
 from analytics import cmcd
 from analytics.db import DatabaseDown, open_database
-from analytics.events import Report
-from analytics.recorder import Recorder
 from analytics.reports import Reports, parse_period
+from analytics.writer.link import WriterLink
 from manifests import layout
 from origin import auth
 from origin.access.client_ip import client_address, networks
@@ -65,7 +66,7 @@ _PREFLIGHT_HEADERS = "content-type, " + ", ".join(n.lower() for n in cmcd.HEADER
 
 register_error(DatabaseDown, 503)
 
-RECORDER_KEY = web.AppKey("sori.analytics.recorder", Recorder)
+RECORDER_KEY = web.AppKey("sori.analytics.recorder", WriterLink)
 REPORTS_KEY = web.AppKey("sori.analytics.reports", Reports)
 
 
@@ -102,8 +103,8 @@ def setup(app: web.Application) -> None:
     app[COLLECTOR_KEY] = Collector(cfg)
     if not cfg.analytics.enabled:
         return
-    recorder = app[RECORDER_KEY] = Recorder(cfg.analytics)
-    # Reports read through a connection of their own (the writer thread has its own).
+    recorder = app[RECORDER_KEY] = WriterLink(cfg.analytics)
+    # Reports read through a connection of their own (the writer process has its own).
     reports = app[REPORTS_KEY] = Reports(open_database(cfg.analytics.database))
     media = app[MEDIA_KEY]
     hits = app[HITS_KEY] = Hits(recorder, app[STORE_KEY], media.guard.trusted)
@@ -112,20 +113,20 @@ def setup(app: web.Application) -> None:
 
     async def start(_app: web.Application) -> None:
         # Never fails the origin: a database that cannot be opened shows as drops.
-        await asyncio.to_thread(recorder.start)
+        await recorder.start()
 
     async def close(_app: web.Application) -> None:
         await hits.drain()
-        # A database that is down would only make the shutdown wait: what is queued then
-        # is dropped (and counted) at once.
-        await asyncio.to_thread(recorder.close, 0.5 if recorder.down else CLOSE_WAIT)
+        # The writer process drops (and counts) at once what a database that is down
+        # would only make the shutdown wait for.
+        await recorder.close(CLOSE_WAIT)
         await asyncio.to_thread(reports.db.close)
 
     app.on_startup.append(start)
     app.on_cleanup.append(close)
 
 
-def _results(recorder: Recorder) -> dict[str, int]:
+def _results(recorder: WriterLink) -> dict[str, int]:
     """The recorder's counts under the metric's `result` label values."""
     return {"accepted": recorder.accepted, "written": recorder.written,
             "dropped": recorder.dropped, "error": recorder.errors}
@@ -183,7 +184,7 @@ async def _collect(request: web.Request, collector: Collector) -> web.Response:
                           headers={h.RETRY_AFTER: "60"})
     ua = headers.get(h.USER_AGENT) or ""
     for line in lines:
-        recorder.submit_report(Report(now, client, ua, line))
+        recorder.submit_report((now, client, ua, line, None))  # analytics.events.Report's fields
     return web.Response(status=204)
 
 
@@ -246,7 +247,7 @@ async def _report(request: web.Request, asset_id: str | None) -> web.Response:
     if isinstance(csv, str):
         return json_error(400, csv)
     await request.app[HITS_KEY].settle(FLUSH_WAIT)
-    await asyncio.to_thread(request.app[RECORDER_KEY].flush, FLUSH_WAIT)
+    await request.app[RECORDER_KEY].flush(FLUSH_WAIT)
     if csv:
         name = "summary" if asset_id is None else f"asset-{asset_id}"
         text = await (asyncio.to_thread(reports.summary_csv, first, last) if asset_id is None

@@ -134,7 +134,7 @@ class _Unwritable(Exception):
 async def _import(stream: TextIO, cfg: Config, source: str) -> dict[str, int]:
     from analytics import combined_log
     from analytics.db import DatabaseDown, open_database
-    from analytics.recorder import Recorder
+    from analytics.writer.recorder import Recorder
     from storage import open_store
 
     try:

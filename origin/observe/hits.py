@@ -66,32 +66,16 @@ CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 _CMCD_FIELDS = tuple(name.lower() for name in CMCD_HEADERS)
 
 
-def _hit_maker() -> Any:
-    """A constructor of `Hit` from its fields in order, about twice as fast as the frozen
-    dataclass's own `__init__` (which goes through `object.__setattr__` once per field:
-    a microsecond of a request's few). It sets the slots through their descriptors; the
-    fields are read from the class, so a field added or moved there is followed here."""
-    names = [f.name for f in dataclasses.fields(Hit)]
-    setters = [getattr(Hit, n).__set__ for n in names]
-    pairs = tuple(zip(range(len(names)), setters, strict=True))
-    new = Hit.__new__
-
-    def make(*values: Any) -> Hit:
-        hit = new(Hit)
-        for i, put in pairs:
-            put(hit, values[i])
-        return hit
-
-    return make
-
-
-make_hit = _hit_maker()
+HitTuple = tuple[Any, ...]  # analytics.events.Hit's fields in order (what the writer takes)
+_INFO = len(dataclasses.fields(Hit)) - 1  # the position of `info`, the last field
+assert dataclasses.fields(Hit)[_INFO].name == "info"
 
 
 class Sink(Protocol):
-    """Where hits go: analytics.recorder.Recorder (its submit never blocks)."""
+    """Where hits go: analytics.writer.link.WriterLink (its submit never blocks), as tuples
+    of Hit's fields in order (a tuple is what crosses to the writer process)."""
 
-    def submit(self, hit: Hit) -> object: ...
+    def submit(self, hit: HitTuple) -> object: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,11 +126,13 @@ class Hits:
         self.store = store
         self.trusted = trusted
         self._known: LruDict[_Known] = LruDict(INFO_ENTRIES)
-        self._waiting: dict[str, list[Hit]] = {}
+        self._waiting: dict[str, list[HitTuple]] = {}
         # (asset, rel, method, status, bytes, address, User-Agent, CMCD) -> [first time,
         # responses, AssetInfo]: identical responses waiting to be one hit (flush()).
         self._coalesced: dict[tuple[str, str, str, int, int, str, str, str | None],
                               list[Any]] = {}
+        # The fast lane's raw request fields -> the entry of _coalesced they joined.
+        self._seen: dict[tuple[Any, ...], list[Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._reads: dict[str, asyncio.Task[None]] = {}
         self.reads = 0  # records this object read itself (not through origin.media)
@@ -178,26 +164,45 @@ class Hits:
                  headers.get("User-Agent") or "", cmcd)
 
     def lane(self, head: RequestHead, nbytes: int, peer: str | None) -> None:
-        """A 200 the fast lane answered (origin.fast_lane): no Range, no conditionals."""
+        """A 200 the fast lane answered (origin.fast_lane): no Range, no conditionals.
+
+        The hottest path of the analytics: a request the same client made within the
+        coalescing window costs one tuple and one dictionary lookup (what it adds to is
+        the same hit its first answer made: everything a hit holds follows from these
+        fields)."""
+        fields = head.fields
+        if _PEER_FIELD in fields:
+            return
+        key = (head.target, head.method, nbytes, peer, fields.get("user-agent"),
+               fields.get("x-forwarded-for"),
+               fields.get("cmcd-request"), fields.get("cmcd-session"),
+               fields.get("cmcd-object"), fields.get("cmcd-status"))
+        entry = self._seen.get(key)
+        if entry is not None:
+            entry[1] += 1
+            return
         path, _, query = head.target.partition("?")
         found = media_object(path)
         if found is None:
             return
-        fields = head.fields
-        if _PEER_FIELD in fields:
-            return
         cmcd = cmcd_query(query) if query else None
-        if "cmcd-request" in fields or "cmcd-session" in fields or \
-                "cmcd-object" in fields or "cmcd-status" in fields:
-            cmcd = join_cmcd(cmcd, *(fields.get(n) for n in _CMCD_FIELDS))
-        ip = client_address(peer, fields.get("x-forwarded-for"), self.trusted)
-        self.add(found[0], found[1], head.method, 200, nbytes, None, ip or "",
-                 fields.get("user-agent") or "", cmcd)
+        if key[6] is not None or key[7] is not None or key[8] is not None or \
+                key[9] is not None:
+            cmcd = join_cmcd(cmcd, *key[6:])
+        ip = client_address(peer, key[5], self.trusted)
+        entry = self.add(found[0], found[1], head.method, 200, nbytes, None, ip or "",
+                         key[4] or "", cmcd)
+        if entry is not None:
+            if len(self._seen) >= COALESCE_MAX:
+                self.flush()
+            else:
+                self._seen[key] = entry
 
     # --- the hit, with what is known of its asset -----------------------------------------
 
     def add(self, asset: str, rel: str, method: str, status: int, nbytes: int,
-            byte_range: str | None, ip: str, ua: str, cmcd: str | None) -> None:
+            byte_range: str | None, ip: str, ua: str, cmcd: str | None) -> list[Any] | None:
+        """Record a response; the coalescing entry it joined, if it joined one."""
         known = self._known.get(asset)
         if known is not None:
             # A segment of another version than the record said: re-packaged since
@@ -214,20 +219,21 @@ class Hits:
                 entry = self._coalesced.get(key)
                 if entry is not None:
                     entry[1] += 1
-                    return
-                self._coalesced[key] = [time.time(), 1, known.info]
+                    return entry
+                entry = self._coalesced[key] = [time.time(), 1, known.info]
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(COALESCE,
                                                                         self.flush)
                 elif len(self._coalesced) >= COALESCE_MAX:
                     self.flush()
-                return
-            self.sink.submit(make_hit(time.time(), asset, rel, method, status, nbytes,
-                                      byte_range, ip, ua, cmcd, "origin", known.info))
-            return
+                return entry
+            self.sink.submit((time.time(), asset, rel, method, status, nbytes, byte_range, ip,
+                              ua, cmcd, "origin", known.info))
+            return None
         # Not known (origin.media read the record before another module was told, or long
         # ago): the hit waits for a read of the record.
-        hit = Hit(time.time(), asset, rel, method, status, nbytes, byte_range, ip, ua, cmcd)
+        hit = (time.time(), asset, rel, method, status, nbytes, byte_range, ip, ua, cmcd,
+               "origin", None)
         waiting = self._waiting.get(asset)
         if waiting is None:
             self._waiting[asset] = [hit]
@@ -236,19 +242,21 @@ class Hits:
             waiting.append(hit)
         else:
             self.sink.submit(hit)
+        return None
 
     def flush(self) -> None:
-        """Hand the coalesced hits to the recorder (every COALESCE seconds, when
+        """Hand the coalesced hits to the writer (every COALESCE seconds, when
         COALESCE_MAX are waiting, before a report and at shutdown)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending, self._coalesced = self._coalesced, {}
+        self._seen = {}
         submit = self.sink.submit
         for (asset, rel, method, status, nbytes, ip, ua, cmcd), (ts, n, info) in \
                 pending.items():
-            submit(make_hit(ts, asset, rel, method, status, nbytes * n, None, ip, ua, cmcd,
-                            "origin", info))
+            submit((ts, asset, rel, method, status, nbytes * n, None, ip, ua, cmcd, "origin",
+                    info))
 
     # --- what is known of each asset ----------------------------------------------------------
 
@@ -345,7 +353,7 @@ class Hits:
 
     def _release(self, asset: str, info: AssetInfo | None) -> None:
         for hit in self._waiting.pop(asset, ()):
-            self.sink.submit(dataclasses.replace(hit, info=info))
+            self.sink.submit(hit[:_INFO] + (info,))
 
     async def settle(self, wait: float) -> None:
         """Wait (at most `wait` seconds) for the record reads in flight, so the hits

@@ -26,9 +26,9 @@ import pytest
 
 from analytics.db import Database, open_database
 from analytics.events import AssetInfo, Hit, Report
-from analytics.recorder import Recorder
 from analytics.reports import Reports
 from analytics.rollup import count_raw, maintain, roll_up
+from analytics.writer.recorder import Recorder
 from settings import AnalyticsConfig
 
 DAY1 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -518,7 +518,7 @@ def test_log_lines_count_like_origin_hits(db_url: str) -> None:
 
 def test_salts_leave_the_writer_s_memory_too(db_url: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import analytics.recorder as recorder_module
+    import analytics.writer.recorder as recorder_module
 
     monkeypatch.setattr(recorder_module, "MAINTAIN_EVERY", 0.2)
     now = [NOW2]

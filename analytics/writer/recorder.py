@@ -10,7 +10,9 @@ batch and tries again with a growing pause (up to MAX_BACKOFF); events keep queu
 meanwhile and the queue's bound does the dropping. Every ten minutes (and at start) it
 rolls up closed days, applies the retention and expires salts.
 
-`sori analytics import` uses the same object synchronously: `put()` waits for room
+In the origin this object lives in a process of its own (analytics.writer.process), so
+its work never shares an interpreter lock with serving. `sori analytics import` uses the
+same object synchronously: `put()` waits for room
 instead of dropping, `flush()` waits until everything queued is written.
 """
 
@@ -111,6 +113,21 @@ class Recorder:
     @property
     def errors(self) -> int:
         return self._errors
+
+    @property
+    def rejected(self) -> int:
+        """CMCD reports with nothing countable in them."""
+        return self._rejected
+
+    @property
+    def full(self) -> int:
+        """Events refused because the queue was full (part of `dropped`)."""
+        return self._dropped_full
+
+    @property
+    def settled(self) -> int:
+        """Events offered that nothing more will happen to: written, dropped or rejected."""
+        return self._processed() + self._dropped_full
 
     def queued(self) -> int:
         return len(self._queue)
