@@ -54,6 +54,22 @@ def _rss_bytes(pid: int) -> int:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0.0
+    rest = data[data.rfind(b")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def tree_cpu(root: int, classify: Callable[[int], str]) -> dict[int, tuple[str, float]]:
+    """pid -> (label, CPU seconds used so far) over a process tree right now."""
+    return {p: (classify(p), process_cpu(p)) for p in tree_pids(root)}
+
+
 def system_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, summed over cores."""
     with open("/proc/stat") as f:

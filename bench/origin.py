@@ -30,9 +30,11 @@ signed) per worker count so that drift on a shared machine hits both alike.
 
 With --analytics, the cost of listening analytics (issue 13: at most 10% fewer
 requests/s): the same segments from the same store with `[analytics] enabled` false and
-true (SQLite in the run's directory), alternated (off, on, off, on) per worker count, and
-what the writer sustained: hits offered and written per second during the measured run,
-those dropped (queue full), and how long the queue took to drain after it.
+true (SQLite in the run's directory), both up at once and loaded in turns of
+ANALYTICS_SLICE seconds (off, on, on, off, ...: a shared 2-core VM moves whole runs by
++-15%, and turns spread that drift over both); the hits the writer took, wrote and
+dropped; and the CPU seconds the serving processes and the writer processes used, per
+request.
 --analytics-only skips every other target.
 """
 
@@ -53,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import speech
-from bench.measure import MB, TreeSampler
+from bench.measure import MB, TreeSampler, cmdline, tree_cpu
 from bench.package_audio import clean_env, sori_command
 from bench.servers import (
     NGINX,
@@ -67,6 +69,7 @@ from bench.servers import (
     stop,
 )
 from origin.observe import metrics_share
+from origin.observe.hits import COALESCE
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -77,6 +80,8 @@ SIGNING_KEYS = {"bench": "a-benchmark-signing-secret-0001"}
 SIGNED_USERS = 64
 SIGNED_TARGET = 0.90
 ANALYTICS_TARGET = 0.90
+ANALYTICS_TURNS = 8  # turns of each (off, on) at once
+ANALYTICS_SLICE = 5.0  # seconds of load a turn
 DRAIN_WAIT = 120.0  # seconds the analytics queue may take to drain after a run
 RPS_TARGET = 0.5
 P99_TARGET_MS = 50.0
@@ -189,56 +194,78 @@ def signed_cost(store: Path, urls: list[str], work: Path, args: argparse.Namespa
 
 def analytics_cost(store: Path, urls_file: Path, work: Path, args: argparse.Namespace
                    ) -> dict[str, Any]:
+    """Both servers up at once, loaded in turns of ANALYTICS_SLICE seconds (off, on, on,
+    off, ...): the machine's drift, which on a shared VM moves whole runs by +-15%, then
+    falls on both alike. After each turn both rest until the analytics server has written
+    what its turn produced, so none of that work lands in the other's turn."""
     out: dict[str, Any] = {"runs": []}
     for w in args.workers:
-        rps: dict[str, list[float]] = {"off": [], "on": []}
-        writer: list[dict[str, Any]] = []
-        for rnd in range(2):
+        servers: dict[str, Server] = {}
+        try:
             for kind in ("off", "on"):
                 env = {"SORI_STORAGE_ROOT": str(store),
                        "SORI_ANALYTICS_ENABLED": "true" if kind == "on" else "false",
-                       "SORI_ANALYTICS_DATABASE": str(work / f"analytics-w{w}-{rnd}.sqlite3")}
-                server = start_sori(f"sori-analytics-{kind} w{w}", free_port(), env, w,
-                                    args.access_log, work)
-                try:
-                    r, events = measure_analytics(server, urls_file, args, w)
-                finally:
-                    stop(server.proc)
-                if r["errors"]:
-                    raise RuntimeError(f"analytics {kind} w{w}: {r['error_detail']}")
-                rps[kind].append(r["rps"])
-                if kind == "on":
-                    writer.append(events)
-        mean = {k: sum(v) / len(v) for k, v in rps.items()}
-        ratio = mean["on"] / mean["off"]
-        out["runs"].append({"workers": w, "rps": rps, "mean": mean, "ratio": ratio,
-                            "writer": writer, "pass": ratio >= ANALYTICS_TARGET})
+                       "SORI_ANALYTICS_DATABASE": str(work / f"analytics-w{w}.sqlite3")}
+                servers[kind] = start_sori(f"sori-analytics-{kind} w{w}", free_port(), env, w,
+                                           args.access_log, work)
+            for server in servers.values():
+                warm_cache(server, urls_file, args.connections, args.warm, w, 180.0)
+            out["runs"].append(_turns(servers, urls_file, args, w))
+        finally:
+            for server in servers.values():
+                stop(server.proc)
     return out
 
 
-def measure_analytics(server: Server, urls_file: Path, args: argparse.Namespace,
-                      workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A warmed-up run, with the analytics counters of every worker read around it."""
-    warm_cache(server, urls_file, args.connections, args.warm, workers, 180.0)
-    before = analytics_counts(server, workers)
-    result = run_wrk(server.base_url, urls_file, args.duration, args.connections)
-    after = analytics_counts(server, workers)
-    seconds = args.duration
-    events: dict[str, Any] = {}
-    if after:
-        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-        t0 = time.monotonic()
-        while analytics_counts(server, workers).get("queue", 0.0) > 0:
-            if time.monotonic() - t0 > DRAIN_WAIT:
-                break
-            time.sleep(0.2)
-        events = {"offered_per_s": (delta.get("accepted", 0.0) + delta.get("dropped", 0.0))
-                  / seconds,
-                  "written_per_s": delta.get("written", 0.0) / seconds,
-                  "dropped": delta.get("dropped", 0.0),
-                  "drain_s": time.monotonic() - t0,
-                  "total": analytics_counts(server, workers)}
-    return result, events
+def _turns(servers: dict[str, Server], urls_file: Path, args: argparse.Namespace,
+           workers: int) -> dict[str, Any]:
+    rps: dict[str, list[float]] = {"off": [], "on": []}
+    requests = {"off": 0, "on": 0}
+    seconds = {"off": 0.0, "on": 0.0}
+    cpu0 = {k: tree_cpu(s.proc.pid, _role) for k, s in servers.items()}
+    before = analytics_counts(servers["on"], workers)
+    for turn in range(ANALYTICS_TURNS):
+        for kind in (("off", "on") if turn % 2 == 0 else ("on", "off")):
+            r = run_wrk(servers[kind].base_url, urls_file, ANALYTICS_SLICE, args.connections)
+            if r["errors"]:
+                raise RuntimeError(f"analytics {kind} w{workers}: {r['error_detail']}")
+            rps[kind].append(r["rps"])
+            requests[kind] += r["requests"]
+            seconds[kind] += r["requests"] / r["rps"]
+            _rest(servers["on"], workers)
+    after = analytics_counts(servers["on"], workers)
+    cpu: dict[str, dict[str, float]] = {}
+    for kind, server in servers.items():
+        used: dict[str, float] = {}
+        for pid, (role, now) in tree_cpu(server.proc.pid, _role).items():
+            used[role] = used.get(role, 0.0) + now - cpu0[kind].get(pid, (role, 0.0))[1]
+        cpu[kind] = used
+    rate = {k: requests[k] / seconds[k] for k in requests}
+    ratio = rate["on"] / rate["off"]
+    us_per_request = {k: 1e6 * sum(cpu[k].values()) / requests[k] for k in requests}
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    events = {"offered_per_s": (delta.get("accepted", 0.0) + delta.get("dropped", 0.0))
+              / seconds["on"],
+              "written": delta.get("written", 0.0), "dropped": delta.get("dropped", 0.0)}
+    return {"workers": workers, "rps": rps, "mean": rate, "ratio": ratio, "cpu_s": cpu,
+            "cpu_us_per_request": us_per_request, "writer": events,
+            "pass": ratio >= ANALYTICS_TARGET}
+
+
+def _rest(on: Server, workers: int) -> None:
+    """Until the analytics server has coalesced, sent and written its turn's hits (the
+    same pause after either turn)."""
+    time.sleep(COALESCE + 0.2)
+    t0 = time.monotonic()
+    while analytics_counts(on, workers).get("queue", 0.0) > 0:
+        if time.monotonic() - t0 > DRAIN_WAIT:
+            raise RuntimeError("the analytics queue did not drain")
+        time.sleep(0.1)
+
+
+def _role(pid: int) -> str:
+    """What a process of sori's tree does: the analytics writer, or serving."""
+    return "writer" if "analytics.writer.process" in cmdline(pid) else "serving"
 
 
 def analytics_counts(server: Server, workers: int) -> dict[str, float]:
@@ -546,16 +573,18 @@ def print_report(r: dict[str, Any]) -> None:
         for run in an["runs"]:
             m = run["mean"]
             print(f"analytics, w{run['workers']}: {m['on']:.0f} req/s on vs {m['off']:.0f} off "
-                  f"(mean of {len(run['rps']['on'])} alternated runs each: on "
-                  f"{', '.join(f'{x:.0f}' for x in run['rps']['on'])}; off "
+                  f"over {len(run['rps']['on'])} turns of {ANALYTICS_SLICE:g} s each, in "
+                  f"alternation (on: {', '.join(f'{x:.0f}' for x in run['rps']['on'])}; off: "
                   f"{', '.join(f'{x:.0f}' for x in run['rps']['off'])}): {run['ratio']:.3f}x "
                   f"-> {'PASS' if run['pass'] else 'MISS'} (target >= {ANALYTICS_TARGET}x)")
-            for ev in run["writer"]:
-                if ev:
-                    print(f"  writer: {ev['offered_per_s']:.0f} hits/s offered, "
-                          f"{ev['written_per_s']:.0f} written/s during the run, "
-                          f"{ev['dropped']:.0f} dropped (queue full); queue drained "
-                          f"{ev['drain_s']:.1f} s after")
+            c, us = run["cpu_s"], run["cpu_us_per_request"]
+            print(f"  CPU: off serving {c['off'].get('serving', 0.0):.1f} s = {us['off']:.1f} "
+                  f"us/request; on serving {c['on'].get('serving', 0.0):.1f} s + writer "
+                  f"{c['on'].get('writer', 0.0):.2f} s = {us['on']:.1f} us/request "
+                  f"({us['off'] / us['on']:.3f}x)")
+            ev = run["writer"]
+            print(f"  writer: {ev['offered_per_s']:.0f} hits/s offered during the turns, "
+                  f"{ev['written']:.0f} written, {ev['dropped']:.0f} dropped")
     s = r.get("soak")
     if s:
         print(f"soak: sori-local w{s['workers']} for {s['seconds']:g} s: RSS (tree) idle "

@@ -56,7 +56,7 @@ READ_TIMEOUT = 10.0
 # are recorded as one hit with their bytes added: what counting reads of them (the
 # client's media time, bytes) is the same, and a client hammering one object (a load
 # test, a retrying player) then costs the writer one row, not one per request.
-COALESCE = 0.25
+COALESCE = 1.0
 COALESCE_MAX = 20_000  # distinct responses waiting at most before a flush
 # origin.live.peers.HOP (not imported: origin.live imports origin.app, which imports this):
 # a request another worker forwarded here is recorded by that worker, which answered it.
@@ -64,6 +64,8 @@ PEER_HOP = "X-Sori-Peer"
 _PEER_FIELD = PEER_HOP.lower()
 CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 _CMCD_FIELDS = tuple(name.lower() for name in CMCD_HEADERS)
+# Request fields that make a fast-lane hit more than (target, client address, User-Agent).
+_SPECIAL_FIELDS = frozenset((_PEER_FIELD, "x-forwarded-for", *_CMCD_FIELDS))
 
 
 HitTuple = tuple[Any, ...]  # analytics.events.Hit's fields in order (what the writer takes)
@@ -171,12 +173,17 @@ class Hits:
         the same hit its first answer made: everything a hit holds follows from these
         fields)."""
         fields = head.fields
-        if _PEER_FIELD in fields:
-            return
-        key = (head.target, head.method, nbytes, peer, fields.get("user-agent"),
-               fields.get("x-forwarded-for"),
-               fields.get("cmcd-request"), fields.get("cmcd-session"),
-               fields.get("cmcd-object"), fields.get("cmcd-status"))
+        if _SPECIAL_FIELDS.isdisjoint(fields):  # the common case: the client is the socket's
+            key: tuple[Any, ...] = (head.target, head.method, nbytes, peer,
+                                    fields.get("user-agent"))
+            xff = cmcd_fields = None
+        else:
+            if _PEER_FIELD in fields:
+                return
+            xff = fields.get("x-forwarded-for")
+            cmcd_fields = tuple(fields.get(n) for n in _CMCD_FIELDS)
+            key = (head.target, head.method, nbytes, peer, fields.get("user-agent"), xff,
+                   cmcd_fields)
         entry = self._seen.get(key)
         if entry is not None:
             entry[1] += 1
@@ -186,10 +193,9 @@ class Hits:
         if found is None:
             return
         cmcd = cmcd_query(query) if query else None
-        if key[6] is not None or key[7] is not None or key[8] is not None or \
-                key[9] is not None:
-            cmcd = join_cmcd(cmcd, *key[6:])
-        ip = client_address(peer, key[5], self.trusted)
+        if cmcd_fields is not None and any(cmcd_fields):
+            cmcd = join_cmcd(cmcd, *cmcd_fields)
+        ip = client_address(peer, xff, self.trusted)
         entry = self.add(found[0], found[1], head.method, 200, nbytes, None, ip or "",
                          key[4] or "", cmcd)
         if entry is not None:

@@ -178,18 +178,31 @@ async function hlsjsFlow(job) {
   job.mark('beforeSeek', before);
   await job.shot(`live-hlsjs-from-start`);
   // The live edge: hls.liveSyncPosition (PART-HOLD-BACK behind the last part).
-  const { target, seekedAt } = await job.page.evaluate(() => {
+  const seekToEdge = () => job.page.evaluate(() => {
     const p = window.live.player;
     const pos = p.liveSyncPosition;
     const at = Date.now(); // the page's clock, before `seeking` and `seeked` can fire
     if (pos != null) window.live.video.currentTime = pos;
     return { target: pos, seekedAt: at };
   });
+  let { target, seekedAt } = await seekToEdge();
   job.mark('seekTo', target);
   job.check('hls.liveSyncPosition is known and ahead of the playhead', target != null && target > before.t + 1,
     { liveSyncPosition: target, t: before.t });
-  const seeked = await job.until((r, s, a) => s.events.some((e) => e.name === 'seeked' && e.wall >= a) && !r.paused,
+  let seeked = await job.until((r, s, a) => s.events.some((e) => e.name === 'seeked' && e.wall >= a) && !r.paused,
     8000, seekedAt);
+  // A seek past the buffered end while hls.js switches level can be taken back by hls.js
+  // itself (seen once in CI: the playhead went on from before the seek). That is the
+  // player's doing, not the stream's: recorded, and the seek made once more, so that what
+  // is checked below stays what the origin serves at the live edge.
+  if (seeked !== null && seeked.t < target - 1) {
+    const st = await job.state();
+    job.mark('seekUndone', { reading: seeked, events: st.events.filter((e) => e.wall >= seekedAt).slice(0, 20) });
+    ({ target, seekedAt } = await seekToEdge());
+    job.mark('seekAgainTo', target);
+    seeked = await job.until((r, s, a) => s.events.some((e) => e.name === 'seeked' && e.wall >= a) && !r.paused,
+      8000, seekedAt);
+  }
   job.check('the seek to the live edge completes and playback goes on', seeked !== null, { after: await job.read() });
   await advances(job, 1);
   const from = Date.now();

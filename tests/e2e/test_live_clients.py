@@ -302,7 +302,7 @@ def _assert_job(run: dict[str, Any], name: str, needed: list[str],
     job: dict[str, Any] = run["report"]["jobs"][name]
     failed = [c for c in job["checks"] if not c["ok"] and not c["name"].startswith(leave_out)]
     names = [c["name"] for c in job["checks"]]
-    context = (f"\n{_health(run)}\n  marks: {json.dumps(job['marks'])[:1500]}\n  player errors: "
+    context = (f"\n{_health(run)}\n  marks: {json.dumps(job['marks'])[:3000]}\n  player errors: "
                f"{json.dumps(job['errors'])[:2000]}\n  page errors: {job['pageErrors'][:5]}"
                f"\n  console: {job['consoleErrors'][-10:]}\n{_requests_tail(job)}")
     report = "\n".join(f"  FAIL {c['name']}: {json.dumps(c['detail'])[:1200]}" for c in failed)
