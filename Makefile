@@ -13,10 +13,10 @@ demo: install
 	$(BIN)/sori demo
 
 test: install-test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 check: install-test lint types
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 lint:
 	$(BIN)/ruff check .
