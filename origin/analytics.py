@@ -15,8 +15,8 @@ public. An asset never seen gives zeros (a deleted asset keeps its history, and 
 answer does not tell which ids exist). With `[analytics] enabled = false` nothing is
 recorded and the four routes answer 404 "analytics disabled".
 
-Each worker process starts an analytics writer process of its own and feeds it through a
-pipe (analytics.writer.link, .process): media responses reach the link through
+Each worker process starts an analytics writer process of its own (with its first hit)
+and feeds it through a pipe (analytics.writer.link, .process): media responses reach the link through
 origin.observe.hits, and classifying, hashing and writing happen in the writer process,
 so they never take the interpreter lock from the event loop that serves. Reports are read
 in a thread (the database calls block) after this worker's events are written, so a

@@ -50,6 +50,8 @@ class WriterLink:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._restart: asyncio.TimerHandle | None = None
+        self._spawning: asyncio.Task[None] | None = None
+        self._started = False
         self._restart_after = RESTART_AFTER
         self._closing = False
         self._changed = asyncio.Event()
@@ -64,21 +66,18 @@ class WriterLink:
 
     def submit(self, hit: tuple[Any, ...]) -> bool:
         """Queue a hit (Hit's fields in order); False when it was dropped."""
-        self._offered += 1
-        if len(self._hits) + len(self._reports) >= self.cfg.queue_size:
-            self._dropped_here += 1
-            return False
-        self._hits.append(hit)
-        self._schedule()
-        return True
+        return self._offer(self._hits, hit)
 
     def submit_report(self, report: tuple[Any, ...]) -> bool:
         """Queue a CMCD report (Report's fields in order); False when it was dropped."""
+        return self._offer(self._reports, report)
+
+    def _offer(self, waiting: list[tuple[Any, ...]], item: tuple[Any, ...]) -> bool:
         self._offered += 1
         if len(self._hits) + len(self._reports) >= self.cfg.queue_size:
             self._dropped_here += 1
             return False
-        self._reports.append(report)
+        waiting.append(item)
         self._schedule()
         return True
 
@@ -98,6 +97,7 @@ class WriterLink:
         stdin = self._proc.stdin if self._proc is not None else None
         if stdin is None or stdin.is_closing():
             if self._proc is None and not self._closing:
+                self._ensure_process()
                 self._schedule()  # keep them while the process (re)starts
             return
         hits, reports = self._hits, self._reports
@@ -148,36 +148,55 @@ class WriterLink:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the writer process. Never raises: a process that cannot start shows as
-        drops, and another start is tried later."""
+        """Ready to take events. The writer process starts with the first of them (an
+        origin that serves no media, as many tests' do, never starts one). Never raises: a
+        process that cannot start shows as drops, and another start is tried later."""
         self._closing = False
-        await self._spawn()
+        self._started = True
+
+    def _ensure_process(self) -> None:
+        """Start the writer process unless it runs, is starting or waits for a restart."""
+        if (self._started and not self._closing and self._proc is None
+                and self._spawning is None and self._restart is None):
+            self._spawning = asyncio.get_running_loop().create_task(self._spawn())
 
     async def _spawn(self) -> None:
-        self._restart = None
-        if self._closing or self._proc is not None:
-            return
-        config = json.dumps(dataclasses.asdict(self.cfg))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", MODULE, config, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE)
-        except OSError as e:
-            log.error("analytics: cannot start the writer process (%s)", e)
-            self._later()
-            return
-        self._proc = proc
-        self._sent = 0
-        self._status = Status()
-        self._reader = asyncio.get_running_loop().create_task(self._read(proc))
+            config = json.dumps(dataclasses.asdict(self.cfg))
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", MODULE, config, stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE)
+            except OSError as e:
+                log.error("analytics: cannot start the writer process (%s)", e)
+                self._later()
+                return
+            self._proc = proc
+            self._sent = 0
+            self._status = Status()
+            self._reader = asyncio.get_running_loop().create_task(self._read(proc))
+        finally:
+            self._spawning = None
         self.send()
+
+    async def _started_process(self, wait: float) -> None:
+        """Start the writer process for what waits here, and wait (at most `wait` s)."""
+        self._ensure_process()
+        spawning = self._spawning
+        if spawning is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await asyncio.shield(spawning)
 
     def _later(self) -> None:
         if self._closing or self._restart is not None:
             return
-        loop = asyncio.get_running_loop()
-        self._restart = loop.call_later(self._restart_after,
-                                        lambda: loop.create_task(self._spawn()))
+
+        def due() -> None:
+            self._restart = None
+            self._ensure_process()
+
+        self._restart = asyncio.get_running_loop().call_later(self._restart_after, due)
         self._restart_after = min(MAX_RESTART_AFTER, self._restart_after * 2)
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
@@ -214,8 +233,10 @@ class WriterLink:
     async def flush(self, wait: float = 30.0) -> bool:
         """Wait until every event submitted before this call is written, dropped or
         rejected; False when `wait` seconds passed first (the database down, say)."""
-        self.send()
         deadline = time.monotonic() + wait
+        if (self._hits or self._reports) and self._proc is None:
+            await self._started_process(wait)
+        self.send()
         target_sent = self._sent
         proc = self._proc
         while proc is not None and self._proc is proc and self._status.settled < target_sent:
@@ -230,6 +251,9 @@ class WriterLink:
 
     async def close(self, wait: float = CLOSE_WAIT) -> None:
         """Send what waits, let the process write it (at most `wait` seconds) and end."""
+        # Started for what waits here, or one starting already: close it, not leave it.
+        if ((self._hits or self._reports) and self._proc is None) or self._spawning is not None:
+            await self._started_process(wait)
         self.send()
         self._closing = True
         if self._restart is not None:

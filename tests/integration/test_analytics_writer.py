@@ -46,6 +46,8 @@ async def test_events_reach_the_database_through_the_process_and_flush_waits(
     db = tmp_path / "a.sqlite3"
     link = WriterLink(AnalyticsConfig(database=str(db)))
     await link.start()
+    await asyncio.sleep(0.3)
+    assert link._proc is None and not db.exists()  # no event yet: no process, no database
     try:
         for i in range(2500):
             assert link.submit(hit(i))
@@ -98,6 +100,8 @@ async def test_the_process_ends_with_its_input_after_writing_what_it_had(tmp_pat
     await link.start()
     for i in range(3000):
         link.submit(hit(i))
+    # The process starts with the first event, not before.
+    assert await until(lambda: link._proc is not None)
     proc = link._proc
     assert proc is not None
     await link.close()  # no flush first: close hands everything over and waits
