@@ -58,7 +58,8 @@ MAX_BODY = 64 * 1024  # bytes of one POSTed report body
 REPORT_TYPES = frozenset(("text/cmcd", "application/cmcd", "text/plain"))
 REPORTS_PER_MINUTE = 1200  # report lines one client address may send in a minute
 TRACKED_CLIENTS = 65536
-FLUSH_WAIT = 2.0  # seconds a report waits for this worker's queue to be written
+FLUSH_WAIT = 5.0  # seconds a report waits for this worker's events to be written (the
+#                   writer process may have to start first; not when the database is down)
 CLOSE_WAIT = 5.0
 DISABLED = "analytics disabled: set [analytics] enabled = true"
 CSV_TYPE = "text/csv; charset=utf-8"

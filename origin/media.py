@@ -10,10 +10,12 @@ streamed in chunks from the store, never read whole to serve a range.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -454,30 +456,8 @@ class MediaHandler:
     async def _send_chunks(self, request: web.Request, resp: web.StreamResponse,
                            rep: Representation, r: ByteRange,
                            chunks: AsyncIterator[bytes]) -> None:
-        # The first chunk is awaited before the status line goes out, so a store that
-        # fails now still gets a clean 503/404 instead of a truncated 200.
-        with self.metrics.time_store("read"):
-            async with asyncio.timeout(self.timeout):
-                try:
-                    first = await chunks.__anext__()
-                except StopAsyncIteration:
-                    first = b""
-        await resp.prepare(request)
-        request[STREAMING] = True
-        request[PREPARED] = resp
-        sent = request[BYTES_SENT] = 0
-        if first:
-            await resp.write(first)
-            sent = request[BYTES_SENT] = len(first)
-        async for chunk in chunks:
-            await resp.write(chunk)
-            sent += len(chunk)
-            request[BYTES_SENT] = sent
-        if sent != r.length:
-            # Content-Length is already on the wire: the only honest answer is to
-            # drop the connection so the client sees an incomplete response.
-            raise ConnectionResetError(f"{rep.key!r}: sent {sent} of {r.length} bytes")
-        await resp.write_eof()
+        await send_chunks(request, resp, chunks, r.length, wait=self.timeout,
+                          what=repr(rep.key), first_read=self.metrics.time_store("read"))
 
     def preflight(self, request: web.Request) -> web.Response:
         return self.cors.preflight(request)
@@ -492,6 +472,39 @@ def _consume(task: asyncio.Future[None]) -> None:
     """A background look's outcome is in the cache state; its NotFound is not an error."""
     if not task.cancelled():
         task.exception()
+
+
+async def send_chunks(request: web.Request, resp: web.StreamResponse,
+                      chunks: AsyncIterator[bytes], length: int, *, wait: float, what: str,
+                      first_read: AbstractContextManager[Any] | None = None) -> None:
+    """Stream `chunks` (`length` bytes in all) as the body of the unprepared `resp`.
+
+    The first chunk is awaited (within `wait` seconds, inside `first_read`: a store timing)
+    before the status line goes out, so a store that fails now still gets a clean
+    503/404 instead of a cut 200. From then on request[BYTES_SENT] follows what was
+    sent, and request[PREPARED] is the response (an aborted one counts what it sent).
+    A body that comes out shorter or longer than Content-Length, already on the wire,
+    drops the connection: the client sees an incomplete response, not a wrong one."""
+    with first_read or contextlib.nullcontext():
+        async with asyncio.timeout(wait):
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = b""
+    await resp.prepare(request)
+    request[STREAMING] = True
+    request[PREPARED] = resp
+    sent = request[BYTES_SENT] = 0
+    if first:
+        await resp.write(first)
+        sent = request[BYTES_SENT] = len(first)
+    async for chunk in chunks:
+        await resp.write(chunk)
+        sent += len(chunk)
+        request[BYTES_SENT] = sent
+    if sent != length:
+        raise ConnectionResetError(f"{what}: sent {sent} of {length} bytes")
+    await resp.write_eof()
 
 
 def _open_local(store: Store, key: str) -> IO[bytes] | None:

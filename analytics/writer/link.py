@@ -240,6 +240,8 @@ class WriterLink:
         target_sent = self._sent
         proc = self._proc
         while proc is not None and self._proc is proc and self._status.settled < target_sent:
+            if self._status.down:
+                return False  # the database is down: waiting would only delay the caller
             self._changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:

@@ -17,7 +17,6 @@ never which part failed), and the guard's throttling of failed checks.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from typing import Any
@@ -32,8 +31,8 @@ from origin.http import headers as h
 from origin.http.cache_policy import ObjectClass
 from origin.http.ranges import ByteRange
 from origin.http.representation import Representation
-from origin.keys import BYTES_SENT, CONFIG_KEY, STORE_KEY, STREAMING
-from origin.media import MediaHandler, decide, is_private_record
+from origin.keys import BYTES_SENT, CONFIG_KEY, STORE_KEY
+from origin.media import MediaHandler, decide, is_private_record, send_chunks
 from origin.offline import sources
 from origin.offline.checksums import Checksums
 from origin.offline.plan import Plan, Span
@@ -195,28 +194,10 @@ async def _answer(request: web.Request, plan: Plan, rep: Representation,
         return out
     store = request.app[STORE_KEY]
     chunks = read_range(store, plan, r.start, r.end)
-    sent = 0
     try:
-        # The first chunk before the status line: a store that fails now still gets a
-        # clean 503/404 rather than a cut 200.
-        async with asyncio.timeout(media.timeout):
-            try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                first = b""
-        await out.prepare(request)
-        request[STREAMING] = True
-        sent = len(first)
-        if first:
-            await out.write(first)
-        async for chunk in chunks:
-            await out.write(chunk)
-            sent += len(chunk)
-        request[BYTES_SENT] = sent
-        if sent != r.length:
-            raise ConnectionResetError(f"offline bundle: sent {sent} of {r.length} bytes")
-        await out.write_eof()
+        await send_chunks(request, out, chunks, r.length, wait=media.timeout,
+                          what="offline bundle")
     finally:
         await chunks.aclose()
-        _count_downloads(request, plan, r.start, sent, downloads)
+        _count_downloads(request, plan, r.start, request.get(BYTES_SENT, 0), downloads)
     return out

@@ -32,16 +32,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SHAKA = path.join(HERE, 'node_modules', 'shaka-player', 'dist', 'shaka-player.compiled.js');
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-];
 const scenario = JSON.parse(process.argv[2] || fs.readFileSync(0, 'utf8'));
 fs.mkdirSync(scenario.artifacts, { recursive: true });
 const began = Date.now();
@@ -283,7 +277,7 @@ async function dashboardView(browser, ua, view, out) {
 
 // ---- main -------------------------------------------------------------------------------------
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launch(scenario.chromium);
 const ua = `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${browser.version()} Safari/537.36`;
 const out = { ua };
 try {

@@ -10,13 +10,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP = { viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 };
 
@@ -203,7 +198,7 @@ async function phone(browser) {
   await context.close();
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launch(scenario.chromium);
 try {
   await desktop(browser);
   await phone(browser);

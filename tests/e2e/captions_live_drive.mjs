@@ -14,13 +14,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 const sc = JSON.parse(process.argv[2] || fs.readFileSync(0, 'utf8'));
 const out = { samples: [], pageErrors: [], consoleErrors: [], fatal: [] };
 fs.mkdirSync(sc.artifacts, { recursive: true });
@@ -37,7 +32,7 @@ async function record() {
   }
 }
 
-const browser = await chromium.launch({ executablePath: sc.chromium, headless: true, args: ARGS });
+const browser = await launch(sc.chromium);
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block' });
   await context.addInitScript(() => localStorage.setItem('sori:captions', 'true'));

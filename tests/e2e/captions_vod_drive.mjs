@@ -13,14 +13,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-];
 const scenario = JSON.parse(process.argv[2]);
 fs.mkdirSync(scenario.artifacts, { recursive: true });
 
@@ -145,7 +139,7 @@ async function runJob(browser, job) {
   return out;
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launch(scenario.chromium);
 const result = { jobs: {} };
 try {
   for (const job of scenario.jobs) {

@@ -22,13 +22,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP = { viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 };
 
@@ -532,7 +527,7 @@ async function runUpload(browser) {
   await page.context().close();
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launch(scenario.chromium);
 try {
   if (scenario.mode === 'empty') await runEmpty(browser);
   else if (scenario.mode === 'video') await runVideo(browser);

@@ -23,16 +23,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  // Several pages play at once; none of them may be throttled as a background tab.
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
 const scenario = JSON.parse(process.argv[2]);
 fs.mkdirSync(scenario.artifacts, { recursive: true });
 let streamEnd = null; // wall ms, once t0 is known
@@ -331,8 +323,7 @@ async function runJob(job) {
   return job.out;
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true,
-  args: [...ARGS, ...(scenario.chromiumArgs || [])] });
+const browser = await launch(scenario.chromium, scenario.chromiumArgs || []);
 const out = { jobs: {} };
 try {
   const jobs = await Promise.all(scenario.jobs.map((spec) => prepareJob(browser, spec)));

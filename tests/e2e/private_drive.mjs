@@ -19,15 +19,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
 const scenario = JSON.parse(process.argv[2]);
 fs.mkdirSync(scenario.artifacts, { recursive: true });
 const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -168,7 +161,7 @@ async function pageFlow(job) {
   await job.shot(`private-${spec.name}`);
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launch(scenario.chromium);
 const jobs = scenario.jobs.map((spec) => new Job(spec));
 try {
   await Promise.all(jobs.map((job) => open(browser, job)));

@@ -19,14 +19,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
-const ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-];
 const scenario = JSON.parse(process.argv[2]);
 fs.mkdirSync(scenario.artifacts, { recursive: true });
 
@@ -148,7 +142,7 @@ async function runJob(browser, job) {
   return out;
 }
 
-const browser = await chromium.launch({ executablePath: scenario.chromium, headless: true, args: ARGS });
+const browser = await launch(scenario.chromium);
 const result = { jobs: {} };
 try {
   // The jobs at once, each in its own context: one after another they were 40 s of the
