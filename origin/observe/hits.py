@@ -232,6 +232,7 @@ class Hits:
                                                                         self.flush)
                 elif len(self._coalesced) >= COALESCE_MAX:
                     self.flush()
+                    return None  # handed over already: a repeat starts a new entry
                 return entry
             self.sink.submit((time.time(), asset, rel, method, status, nbytes, byte_range, ip,
                               ua, cmcd, "origin", known.info))

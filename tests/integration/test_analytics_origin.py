@@ -52,6 +52,7 @@ from analytics.events import AssetInfo, Hit
 from analytics.useragents import classify
 from origin.analytics import RECORDER_KEY
 from origin.app import HITS_KEY, create_app
+from origin.http.request_head import parse_head
 from origin.live import peers
 from origin.observe import hits as hits_module
 from settings import AnalyticsConfig, Config
@@ -751,6 +752,31 @@ def test_a_hit_tuple_is_hit_fields_in_order() -> None:
         "a", "download", "GET", 206, 5, "bytes=0-4", "203.0.113.1", UA_CHROME, 'sid="s"',
         "origin")
     assert made.info == info and abs(made.ts - time.time()) < 5
+
+
+async def test_no_response_is_lost_when_the_coalescing_table_fills(monkeypatch: Any) -> None:
+    # Past COALESCE_MAX distinct responses the table is handed over at once; repeats of a
+    # response already handed over start a new hit, never add to one already sent.
+    monkeypatch.setattr(hits_module, "COALESCE_MAX", 3)
+    sent: list[tuple[Any, ...]] = []
+
+    class Sink:
+        def submit(self, hit: tuple[Any, ...]) -> None:
+            sent.append(hit)
+
+    hits = hits_module.Hits(Sink(), cast(Store, None), ())
+    hits.observe("a", {"id": "a", "version": "x", "duration": 40.0, "segment_duration": 2.0})
+    heads = [parse_head(f"GET /assets/a/v/x/low/seg_{i:05d}.m4s HTTP/1.1\r\nHost: h\r\n"
+                        f"User-Agent: {UA_CHROME}\r\n\r\n".encode()) for i in range(7)]
+    answered = 0
+    for head in heads:  # each asked three times in a row, the table filling meanwhile
+        assert head is not None
+        for _again in range(3):
+            hits.lane(head, 100, "203.0.113.1")
+            answered += 1
+    hits.flush()
+    assert sum(h[5] for h in sent) == 100 * answered  # every response's bytes, once
+    assert {h[2] for h in sent} == {f"v/x/low/seg_{i:05d}.m4s" for i in range(7)}
 
 
 def test_a_request_forwarded_by_another_worker_is_not_recorded_twice() -> None:
