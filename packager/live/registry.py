@@ -191,6 +191,13 @@ class LiveRegistry:
         rec = self.records[stream.asset_id]
         rec["live"] = dict(rec["live"], start=stream.start, started=stream.status()["started"])
         with contextlib.suppress(Exception):
+            # Access and title as stored: a PATCH answered by another worker or replica
+            # changed the store, not this copy, and must not be written over (the seal
+            # reads them the same way).
+            stored = await publish.read_record(self.store, stream.asset_id)
+            for name in ("access", "title"):
+                if stored is not None and name in stored:
+                    rec[name] = stored[name]
             await self._write_record(rec)
 
     async def append(self, stream: LiveStream, seq: int | None, data: bytes, *,
