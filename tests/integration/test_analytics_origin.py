@@ -732,10 +732,8 @@ async def test_the_fast_lane_answers_and_records_a_lone_cmcd_query(
     assert app[HITS_KEY].reads == 0
 
 
-def test_a_hit_tuple_is_hit_fields_in_order() -> None:
-    # What crosses to the writer process is a tuple the writer turns into Hit(*values):
-    # the origin's tuples must keep Hit's field order, with the AssetInfo last.
-    info = AssetInfo("a", "audio", 40.0, 2.0, 0)
+def _capturing_hits() -> tuple[hits_module.Hits, list[tuple[Any, ...]]]:
+    """A Hits whose sink keeps what it is handed, knowing asset "a" (version "x", 40 s)."""
     sent: list[tuple[Any, ...]] = []
 
     class Sink:
@@ -744,6 +742,14 @@ def test_a_hit_tuple_is_hit_fields_in_order() -> None:
 
     hits = hits_module.Hits(Sink(), cast(Store, None), ())
     hits.observe("a", {"id": "a", "version": "x", "duration": 40.0, "segment_duration": 2.0})
+    return hits, sent
+
+
+def test_a_hit_tuple_is_hit_fields_in_order() -> None:
+    # What crosses to the writer process is a tuple the writer turns into Hit(*values):
+    # the origin's tuples must keep Hit's field order, with the AssetInfo last.
+    info = AssetInfo("a", "audio", 40.0, 2.0, 0)
+    hits, sent = _capturing_hits()
     hits.add("a", "download", "GET", 206, 5, "bytes=0-4", "203.0.113.1", UA_CHROME,
              'sid="s"')
     made = Hit(*sent[0])
@@ -758,14 +764,7 @@ async def test_no_response_is_lost_when_the_coalescing_table_fills(monkeypatch: 
     # Past COALESCE_MAX distinct responses the table is handed over at once; repeats of a
     # response already handed over start a new hit, never add to one already sent.
     monkeypatch.setattr(hits_module, "COALESCE_MAX", 3)
-    sent: list[tuple[Any, ...]] = []
-
-    class Sink:
-        def submit(self, hit: tuple[Any, ...]) -> None:
-            sent.append(hit)
-
-    hits = hits_module.Hits(Sink(), cast(Store, None), ())
-    hits.observe("a", {"id": "a", "version": "x", "duration": 40.0, "segment_duration": 2.0})
+    hits, sent = _capturing_hits()
     heads = [parse_head(f"GET /assets/a/v/x/low/seg_{i:05d}.m4s HTTP/1.1\r\nHost: h\r\n"
                         f"User-Agent: {UA_CHROME}\r\n\r\n".encode()) for i in range(7)]
     answered = 0
