@@ -87,6 +87,7 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
         raise InvalidInput(f"unknown access {access!r}: use public or private")
     info = await probe.probe(source, max_duration=cfg.max_duration, kind=kind)
     existing = await publish.read_record(store, asset_id)
+    inherit = ("access",) if access is None else ()
     if access is None:
         access = "private" if existing and existing.get("access", "public") != "public" \
             else "public"
@@ -111,9 +112,10 @@ async def package(source: Path, store: Store, cfg: PackagerConfig, *,
                            source={"name": source.name, "format": info.format_name,
                                    "duration": round(source_duration, 3), "size": info.size},
                            extra={**extra, "access": access})
-        await publish.publish(store, asset_id, version, bundle, rec,
-                              keep_versions=cfg.keep_versions,
-                              on_progress=phases.phase("publish", _PUBLISH))
+        rec = await publish.publish(store, asset_id, version, bundle, rec,
+                                    keep_versions=cfg.keep_versions,
+                                    on_progress=phases.phase("publish", _PUBLISH),
+                                    inherit=inherit)
     if progress:
         progress(1.0, "done")
     return rec

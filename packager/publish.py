@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -22,9 +23,11 @@ from manifests import dash, hls, layout, subtitles
 from manifests.model import Presentation
 from storage.base import Store
 from storage.content_types import content_type_for
-from storage.errors import NotFound
+from storage.errors import Conflict, NotFound, StoreUnavailable
 
 UPLOAD_CONCURRENCY = 8
+RECORD_ATTEMPTS = 40  # conditional writes of a record before giving up (each loser re-reads)
+RECORD_BACKOFF = (0.005, 0.25)  # seconds: a loser waits up to first * 2**attempt, capped
 
 
 def new_version() -> str:
@@ -61,11 +64,43 @@ async def read_record(store: Store, asset_id: str) -> dict[str, Any] | None:
         data = await store.get(layout.key(asset_id, layout.RECORD))
     except NotFound:
         return None
+    return _parsed(data)
+
+
+def _parsed(data: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(data)
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
+
+
+async def update_record(store: Store, asset_id: str,
+                        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+                        ) -> dict[str, Any] | None:
+    """Read, change and write the asset record as one step against every other writer
+    (another worker, replica or job): `change(stored)` (None: no record) returns the
+    record to write, or None to write nothing; the write happens only if the record is
+    still the one read, else it is read and changed again. This is the only way records
+    are written, so none of two writers' changes is lost. Returns what was written (or
+    the stored record, when `change` wrote nothing)."""
+    key = layout.key(asset_id, layout.RECORD)
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            data, tag = await store.get_tagged(key)
+            stored = _parsed(data)
+        except NotFound:
+            stored, tag = None, None
+        new = change(None if stored is None else dict(stored))
+        if new is None:
+            return stored
+        try:
+            await store.put_if(key, json.dumps(new, indent=2).encode(), "application/json", tag)
+            return new
+        except Conflict:
+            first, cap = RECORD_BACKOFF
+            await asyncio.sleep(random.uniform(0, min(cap, first * 2 ** attempt)))
+    raise StoreUnavailable(f"the record of {asset_id!r} kept changing: not written")
 
 
 async def _put_all(store: Store, asset_id: str, bundle: Bundle,
@@ -103,8 +138,15 @@ async def _put_all(store: Store, asset_id: str, bundle: Bundle,
 
 async def publish(store: Store, asset_id: str, version: str, bundle: Bundle,
                   record: dict[str, Any], *, keep_versions: int,
-                  on_progress: Callable[[float], None] = lambda f: None) -> None:
+                  on_progress: Callable[[float], None] = lambda f: None,
+                  inherit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Returns the record written: `record`, with the fields named in `inherit` as the
+    stored record has them at the commit (a PATCH by another worker during the job)."""
     previous_entry: dict[str, bytes | None] = {}
+
+    def commit(stored: dict[str, Any] | None) -> dict[str, Any]:
+        kept = {k: stored[k] for k in inherit if stored is not None and k in stored}
+        return {**record, **kept}
     try:
         await _put_all(store, asset_id, bundle, on_progress)
         for rel in bundle.entry:
@@ -114,12 +156,13 @@ async def publish(store: Store, asset_id: str, version: str, bundle: Bundle,
                 previous_entry[rel] = None
         for rel, text in bundle.entry.items():
             await store.put_bytes(layout.key(asset_id, rel), text.encode(), content_type_for(rel))
-        body = json.dumps(record, indent=2).encode()
-        await store.put_bytes(layout.key(asset_id, layout.RECORD), body, "application/json")
+        written = await update_record(store, asset_id, commit)
     except BaseException:
         await asyncio.shield(_undo(store, asset_id, version, previous_entry))
         raise
     await prune_versions(store, asset_id, keep_versions)
+    assert written is not None
+    return written
 
 
 async def _undo(store: Store, asset_id: str, version: str,

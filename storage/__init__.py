@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from storage.base import CHUNK_SIZE, ObjectInfo, Store, check_key, check_prefix
 from storage.content_types import attachment_disposition, content_type_for
-from storage.errors import InvalidKey, NotFound, StoreError, StoreUnavailable, Unsupported
+from storage.errors import (
+    Conflict,
+    InvalidKey,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+    Unsupported,
+)
 from storage.local import LocalStore
 from storage.s3 import S3Store
 
@@ -20,6 +27,7 @@ if TYPE_CHECKING:  # storage imports nothing of ours at run time
 
 __all__ = [
     "CHUNK_SIZE",
+    "Conflict",
     "InvalidKey",
     "LocalStore",
     "NotFound",

@@ -73,7 +73,20 @@ class Store(Protocol):
         """The whole object; only for small objects (records, playlists)."""
         ...
 
+    async def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """A small object and an opaque tag of exactly those bytes, for `put_if`."""
+        ...
+
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo: ...
+
+    async def put_if(self, key: str, data: bytes, content_type: str,
+                     tag: str | None) -> ObjectInfo:
+        """Write only if the object is as it was read: its tag (from `get_tagged`) is still
+        `tag`, or, with `tag` None, there is no object yet. Else raise Conflict, having
+        written nothing. Concurrent conditional writers of one key (threads, processes,
+        machines sharing the store) are serialized: of two that read the same tag, one
+        wins."""
+        ...
 
     async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo: ...
 

@@ -19,3 +19,7 @@ class Unsupported(StoreError):
 
 class InvalidKey(StoreError):
     """The key is not a safe relative path inside the store."""
+
+
+class Conflict(StoreError):
+    """A conditional write found the object changed, made or removed since it was read."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import fcntl
+import hashlib
 import itertools
 import os
 import shutil
@@ -22,7 +24,7 @@ from typing import BinaryIO, TypeVar
 
 from storage.base import CHUNK_SIZE, ObjectInfo, check_key, check_prefix
 from storage.content_types import content_type_for
-from storage.errors import InvalidKey, NotFound, StoreUnavailable, Unsupported
+from storage.errors import Conflict, InvalidKey, NotFound, StoreUnavailable, Unsupported
 
 T = TypeVar("T")
 
@@ -57,6 +59,10 @@ def _strong_etag(st: os.stat_result) -> str:
     # write replaces the file (new inode, new mtime), so inode, size and mtime_ns
     # together change with every write and stay fixed otherwise.
     return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+def _content_tag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class LocalStore:
@@ -159,7 +165,44 @@ class LocalStore:
         with _translated(key):
             return path.read_bytes()
 
+    async def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = await self.get(key)
+        return data, _content_tag(data)
+
     # --- writing ------------------------------------------------------------------
+
+    async def put_if(self, key: str, data: bytes, content_type: str,
+                     tag: str | None) -> ObjectInfo:
+        return await asyncio.to_thread(self._put_if_sync, key, data, tag)
+
+    def _put_if_sync(self, key: str, data: bytes, tag: str | None) -> ObjectInfo:
+        """Compare and write under an exclusive flock(2) of the object's directory, which
+        every conditional writer of that directory takes (threads and processes alike:
+        each opens its own description). The tag is a hash of the bytes, not the stat
+        validator: an inode reused within the file system's clock tick could repeat that."""
+        path = self._path(key)
+        for attempt in range(_MKDIR_ATTEMPTS):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                break
+            except (FileExistsError, NotADirectoryError):
+                raise InvalidKey(f"key {key!r} lies under an existing object") from None
+            except FileNotFoundError:  # pruned by a concurrent delete: make it again
+                if attempt == _MKDIR_ATTEMPTS - 1:
+                    raise
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current: str | None = _content_tag(self._get_sync(key))
+            except NotFound:
+                current = None
+            if current != tag:
+                raise Conflict(key)
+            return self._put_sync(key, lambda f: f.write(data))
+        finally:
+            os.close(lock)  # releases the lock
+
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
         # The content type is derived from the extension (content_types.py), the only

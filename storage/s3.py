@@ -36,7 +36,7 @@ from storage.content_types import (
     attachment_disposition,
     content_type_for,
 )
-from storage.errors import InvalidKey, NotFound, StoreError, StoreUnavailable
+from storage.errors import Conflict, InvalidKey, NotFound, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:  # storage imports nothing of ours at run time
     from settings import StorageConfig
@@ -60,6 +60,9 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})
 _NO_BUCKET_CODES = frozenset({"NoSuchBucket"})
 _BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+# A conditional PUT that lost: 412, or 409 when another conditional write of the key was
+# in flight (AWS S3 conditional writes)
+_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _INVALID_RANGE = "InvalidRange"  # 416: the range starts at or after the end
 
 
@@ -129,6 +132,8 @@ class S3Store:
         if isinstance(e, S3Error):
             if e.code in _NOT_FOUND_CODES:
                 return NotFound(e.object_name or "")
+            if e.code in _CONFLICT_CODES:
+                return Conflict(e.object_name or "")
             if e.code in _NO_BUCKET_CODES:
                 self._bucket_ready = False  # made again on next use
                 return StoreUnavailable(f"bucket {self.bucket!r} does not exist")
@@ -209,7 +214,43 @@ class S3Store:
     async def get(self, key: str) -> bytes:
         return b"".join([chunk async for chunk in self.read(key)])
 
+    async def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """One GET: the bytes and the ETag of that very object (a stat beside it could
+        see a newer one)."""
+        check_key(key)
+        await self._ready()
+        response = await self._run(self._client.get_object, self.bucket, key)
+        try:
+            data = await self._run(response.read, decode_content=False)
+            tag = (response.headers.get("ETag") or "").strip('"')
+        finally:
+            response.close()
+            response.release_conn()
+        if not tag:
+            raise StoreUnavailable(f"the S3 server sent {key!r} without an ETag")
+        return data, tag
+
     # --- writing ------------------------------------------------------------------
+
+    async def put_if(self, key: str, data: bytes, content_type: str,
+                     tag: str | None) -> ObjectInfo:
+        """S3 conditional writes: `If-Match: "etag"`, or `If-None-Match: *` to create
+        (AWS S3 since 2024, MinIO, moto). The SDK's public put_object turns unknown
+        headers into user metadata, so this sends the PutObject itself."""
+        check_key(key)
+        await self._ready()
+        content_type = content_type or content_type_for(key)
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": content_type}
+        if tag is None:
+            headers["If-None-Match"] = "*"
+        else:
+            headers["If-Match"] = f'"{tag}"'
+        try:
+            result = await self._run(self._client._put_object, self.bucket, key, data, headers)
+        except NotFound:  # If-Match on an object removed since it was read
+            raise Conflict(key) from None
+        return self._info(key, result.etag, len(data), time.time(), content_type)
+
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
         check_key(key)

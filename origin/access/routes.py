@@ -32,6 +32,7 @@ from origin.http import headers as h
 from origin.keys import CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY
 from origin.media import PREFIX, is_private_record, split_media_path
 from packager.errors import InvalidInput
+from packager.publish import update_record
 from packager.record import with_public_url
 from signing.urls import playback_urls, signed_media_url
 from storage.errors import InvalidKey, NotFound
@@ -151,19 +152,25 @@ async def patch_asset(request: web.Request) -> web.Response:
     if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE):
         raise InvalidInput(f"title: a string of at most {MAX_TITLE} characters")
     _refuse_if_busy(request.app[JOBS_KEY], asset_id)
+
+    def change(rec: dict[str, Any] | None) -> dict[str, Any]:
+        if rec is None:
+            raise NotFound(f"no asset {asset_id!r}")
+        if access is not None:
+            rec["access"] = access
+        if title is not None:
+            rec["title"] = title
+        return rec
+
+    # Conditional: a write by another worker, replica or a live stream's owner between
+    # this read and this write makes it read and change again, so neither is lost.
+    rec = await update_record(request.app[STORE_KEY], asset_id, change)
+    assert rec is not None
     live = request.app.get(LIVE_KEY)
-    stream = live.get(asset_id) if live is not None else None
-    # A stream this process owns keeps its record in memory (sealing rewrites it from
-    # there): change it in place, then write it.
-    rec = (live.records[asset_id] if live is not None and stream is not None
-           else await _record(request, asset_id))
-    if access is not None:
-        rec["access"] = access
-    if title is not None:
-        rec["title"] = title
-    await request.app[STORE_KEY].put_bytes(layout.key(asset_id, layout.RECORD),
-                                           json.dumps(rec, indent=2).encode(),
-                                           "application/json")
+    if live is not None and live.get(asset_id) is not None:
+        # A stream this process owns keeps its record in memory, which the owner's later
+        # writes (its start, the seal) start from: change that copy too.
+        change(live.records[asset_id])
     request.app[MEDIA_KEY].note_access(asset_id, is_private_record(rec))
     return json_response(_public(request, rec))
 

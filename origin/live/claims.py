@@ -5,17 +5,16 @@
 - A local store (one machine, or a shared filesystem): a lock file created with O_EXCL
   under the store's root, `.live-claims/{id}`; a lock whose holder's pid is dead, or
   older than CLAIM_TTL, is broken.
-- Otherwise (S3 without Redis): the store compare: an existing fresh claim object is
-  respected; else this process writes its token, waits SETTLE seconds and reads it back;
-  the claim is its own only if the token is still there. S3 is strongly consistent, so
-  two claimants can only both win if they write within SETTLE of each other's read,
-  which the sweep's timing makes unlikely; sealing twice writes the same bytes anyway.
+- Otherwise (S3 without Redis): a conditional write of the claim object (`put_if`:
+  If-None-Match, or If-Match on the ETag of a claim older than CLAIM_TTL, which is
+  broken): of any number of claimants, exactly one wins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -25,13 +24,12 @@ from typing import Any
 
 from packager.live.registry import owner_gone, owner_id
 from settings import Config
-from storage.errors import NotFound
+from storage.errors import Conflict, NotFound
 
 log = logging.getLogger("sori.live")
 
 PREFIX = ".live-claims/"
 CLAIM_TTL = 300  # seconds after which a claim (a sealing that never finished) is broken
-SETTLE = 0.3
 
 
 class Claims:
@@ -107,23 +105,31 @@ class Claims:
             return True
         return False
 
-    # --- S3 without Redis: write, settle, read back ---------------------------------------
+    # --- S3 without Redis: a conditional create ----------------------------------------
 
     async def _claim_store(self, asset_id: str) -> bool:
         key = f"{PREFIX}{asset_id}"
-        try:
-            info = await self.store.stat(key)
-            if time.time() - info.last_modified < CLAIM_TTL:
-                return False
-        except NotFound:
-            pass
         token = f"{owner_id()}:{secrets.token_hex(8)}"
-        await self.store.put_bytes(key, token.encode(), "text/plain")
-        await asyncio.sleep(SETTLE)
+        body = json.dumps({"token": token, "at": time.time()}).encode()
         try:
-            won = (await self.store.get(key)).decode() == token
+            data, tag = await self.store.get_tagged(key)
         except NotFound:
-            won = False
-        if won:
-            self._tokens[asset_id] = token
-        return bool(won)
+            tag = None
+        else:
+            if time.time() - _claimed_at(data) < CLAIM_TTL:
+                return False
+        try:
+            await self.store.put_if(key, body, "application/json", tag)
+        except Conflict:
+            return False  # another claimant came first
+        self._tokens[asset_id] = token
+        return True
+
+
+def _claimed_at(data: bytes) -> float:
+    """When a claim object was written (0, so it is broken, when it cannot be read)."""
+    try:
+        at = json.loads(data).get("at")
+    except (ValueError, AttributeError):
+        return 0.0
+    return float(at) if isinstance(at, (int, float)) else 0.0

@@ -32,6 +32,7 @@ from packager.live.publish import SegmentWriter, subs_dir
 from packager.live.stream import LiveStream
 from packager.transcript.cues import Transcript
 from settings import AudioRung, Config
+from storage.errors import Conflict
 
 log = logging.getLogger("sori.live")
 
@@ -134,11 +135,22 @@ class LiveRegistry:
                 stream.on_segment = SegmentWriter(self.store)
             await stream.open()
             rec = self._record(stream, title or asset_id, fmt, access)
+            try:
+                # The record first, written only if there is none: of two workers or
+                # replicas creating one id at once, one wins, and the other writes
+                # nothing more (its version's master playlist least of all).
+                await self.store.put_if(layout.key(asset_id, layout.RECORD),
+                                        json.dumps(rec, indent=2).encode(), "application/json",
+                                        None)
+            except BaseException as e:
+                await self._undo_open(stream)
+                if isinstance(e, Conflict):
+                    raise AssetExists(f"asset {asset_id!r} already exists") from None
+                raise
             await self._mark(asset_id)
             await self.store.put_bytes(layout.key(asset_id, layout.MASTER),
                                        self.master_text(version, transcript).encode(),
                                        "application/vnd.apple.mpegurl")
-            await self._write_record(rec)
             self.records[asset_id] = rec
             self.streams[asset_id] = stream
             log.info("live %s: created (version %s, parts %.3f s, segments %.3f s)", asset_id,
@@ -146,6 +158,15 @@ class LiveRegistry:
             return rec
         finally:
             self._creating.discard(asset_id)
+
+    async def _undo_open(self, stream: LiveStream) -> None:
+        """Stop a stream that was opened but not created, and remove its init segments."""
+        with contextlib.suppress(Exception):
+            await stream.abort()
+        stream.cleanup()
+        with contextlib.suppress(Exception):
+            await self.store.delete_prefix(
+                layout.key(stream.asset_id, layout.version_dir(stream.version)) + "/")
 
     def _record(self, stream: LiveStream, title: str, fmt: formats.StreamFormat,
                 access: str) -> dict[str, Any]:
@@ -171,10 +192,6 @@ class LiveRegistry:
                      "transcript": stream.captions is not None},
         }
 
-    async def _write_record(self, rec: dict[str, Any]) -> None:
-        await self.store.put_bytes(layout.key(rec["id"], layout.RECORD),
-                                   json.dumps(rec, indent=2).encode(), "application/json")
-
     def record_of(self, stream: LiveStream) -> dict[str, Any]:
         """The record as it stands, with the live figures of the moment."""
         rec = dict(self.records[stream.asset_id])
@@ -190,15 +207,19 @@ class LiveRegistry:
         """Persist the stream's clock (its first byte) so a recovery keeps its PDT."""
         rec = self.records[stream.asset_id]
         rec["live"] = dict(rec["live"], start=stream.start, started=stream.status()["started"])
-        with contextlib.suppress(Exception):
+
+        def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+            if stored is None or stored.get("version") != stream.version:
+                return None  # deleted (or replaced) meanwhile: nothing to note
             # Access and title as stored: a PATCH answered by another worker or replica
-            # changed the store, not this copy, and must not be written over (the seal
-            # reads them the same way).
-            stored = await publish.read_record(self.store, stream.asset_id)
+            # changed the store, not this copy (the seal reads them the same way).
             for name in ("access", "title"):
-                if stored is not None and name in stored:
+                if name in stored:
                     rec[name] = stored[name]
-            await self._write_record(rec)
+            return rec
+
+        with contextlib.suppress(Exception):
+            await publish.update_record(self.store, stream.asset_id, change)
 
     async def append(self, stream: LiveStream, seq: int | None, data: bytes, *,
                      text: str | None = None, cues: Transcript | None = None) -> bool:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import math
 import re
 import struct
@@ -95,26 +94,28 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
     size = 0
     for r in renditions:
         size += r.init_size + sum(s.size for s in r.segments)
-    # Access and title as the stored record has them now: a PATCH answered by another
-    # worker or replica changed the store, not this process's copy of the record.
-    stored = await publish.read_record(store, asset_id)
-    current: dict[str, Any] = dict(rec)
-    for name in ("access", "title"):
-        if stored is not None and name in stored:
-            current[name] = stored[name]
-    extra = {k: v for k, v in current.items() if k in ("access",)}
     live_info = dict(live)
     live_info.update(sealed=record.now_rfc3339(), reason=reason,
                      silence_seconds=round(silence_seconds, 3),
                      end_padding_seconds=round(padding_seconds, 3))
-    extra["live"] = live_info
-    extra.update(text_urls)
-    extra["silence_inserted"] = round(silence_seconds, 3)
-    new = record.build(p, version=version, title=current.get("title", asset_id),
-                       created=rec["created"], download_rel=download_rel, size=size,
-                       source=rec.get("source", {"name": "live"}), extra=extra)
-    await store.put_bytes(layout.key(asset_id, layout.RECORD),
-                          json.dumps(new, indent=2).encode(), "application/json")
+
+    def change(stored: dict[str, Any] | None) -> dict[str, Any]:
+        # Access and title as the stored record has them now: a PATCH answered by another
+        # worker or replica changed the store, not this process's copy of the record.
+        current: dict[str, Any] = dict(rec)
+        for name in ("access", "title"):
+            if stored is not None and name in stored:
+                current[name] = stored[name]
+        extra: dict[str, Any] = {k: v for k, v in current.items() if k in ("access",)}
+        extra["live"] = live_info
+        extra.update(text_urls)
+        extra["silence_inserted"] = round(silence_seconds, 3)
+        return record.build(p, version=version, title=current.get("title", asset_id),
+                            created=rec["created"], download_rel=download_rel, size=size,
+                            source=rec.get("source", {"name": "live"}), extra=extra)
+
+    new = await publish.update_record(store, asset_id, change)
+    assert new is not None
     return new
 
 

@@ -15,6 +15,7 @@ workers, and two `sori serve` replicas on one store (local, and S3 on moto).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -31,6 +32,8 @@ from test_live_support import (
     LiveHttp,
     check_sealed,
     free_port,
+    in_process,
+    live_config,
     local_env,
     make_speech,
     s3_env,
@@ -38,9 +41,13 @@ from test_live_support import (
     wav_pcm,
 )
 
+from origin.live.claims import CLAIM_TTL, Claims
+from origin.live.claims import PREFIX as CLAIMS_PREFIX
+from storage.base import Store
 from storage.local import LocalStore
 
 PRODUCER_TIMEOUT = 3.0
+KEY = "workers-write-key-0123456789"
 VIA = "sori-peer"
 
 
@@ -310,3 +317,112 @@ async def test_a_non_owner_never_answers_409_or_404_while_the_record_says_live(
             await check_sealed(on_b, "unowned",
                                20 * size / rate + sealed.get("silence_inserted", 0.0),
                                store=LocalStore(tmp_path / "media"), tolerance=0.6)
+
+
+# --- two apps on one store, in this process: the record's conditional writes ----------------
+
+async def _two_workers(origin_client: Any, store: Store, tmp_path: Path) -> list[LiveHttp]:
+    cfg = live_config(tmp_path, api_keys=(KEY,))
+    bases = [(await in_process(origin_client, store, cfg))[1] for _ in range(2)]
+    session = aiohttp.ClientSession()
+    return [LiveHttp(session, base, key=KEY) for base in bases]
+
+
+async def test_two_workers_creating_one_id_at_once_make_one_stream(
+        store: Store, origin_client: Any, tmp_path: Path,
+        speech: tuple[dict[str, Any], bytes, int]) -> None:
+    """Both workers find no record and start a stream; the record is written only where
+    there is none, so one is created (201) and the other answered 409, having left nothing
+    in the store (its init segments removed, the master playlist the winner's)."""
+    fmt, _pcm, _ = speech
+    a, b = await _two_workers(origin_client, store, tmp_path)
+    try:
+        for n in range(5):
+            name = f"twice-{n}"
+            made = await asyncio.gather(a.create(name, fmt), b.create(name, fmt))
+            assert sorted(r.status for r in made) == [201, 409], [(r.status, r.body) for r in made]
+            winner = next(r.json() for r in made if r.status == 201)
+            keys = await store.list(f"{name}/")
+            versions = {k.split("/")[2] for k in keys if k.startswith(f"{name}/v/")}
+            assert versions == {winner["version"]}, keys
+            assert winner["version"] in (await store.get(f"{name}/master.m3u8")).decode()
+            assert json.loads(await store.get(f"{name}/asset.json"))["version"] == winner["version"]
+            for http in (a, b):
+                await http.end(name)
+    finally:
+        await a.session.close()
+
+
+class _SlowRecords:
+    """The store as a loaded S3 server answers one worker: reading an asset record takes
+    `delay` seconds (the window between that worker's read of a record and its write)."""
+
+    def __init__(self, store: Store, delay: float) -> None:
+        self._store = store
+        self.delay = delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def get(self, key: str) -> bytes:
+        data = await self._store.get(key)
+        if key.endswith("/asset.json"):
+            await asyncio.sleep(self.delay)  # read, then slow to arrive
+        return data
+
+    async def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = await self._store.get_tagged(key)
+        if key.endswith("/asset.json"):
+            await asyncio.sleep(self.delay)
+        return data
+
+
+async def test_a_patch_on_another_worker_is_never_written_over_by_the_owner(
+        store: Store, origin_client: Any, tmp_path: Path,
+        speech: tuple[dict[str, Any], bytes, int]) -> None:
+    """The owner notes the stream's start in the record on its first byte (in the
+    background), reading the record and writing it back; its reads are slow (0.4 s), and
+    another worker's PATCH lands inside that window. The PATCH is kept: the owner's write
+    is conditional, loses, reads again. (A plain read-then-write put the old title and
+    access back.) The sealed record keeps it too."""
+    fmt, pcm, bps = speech
+    cfg = live_config(tmp_path, api_keys=(KEY,))
+    slow = _SlowRecords(store, 0.0)
+    _, owner_base = await in_process(origin_client, slow, cfg)  # type: ignore[arg-type]
+    _, other_base = await in_process(origin_client, store, cfg)
+    async with aiohttp.ClientSession() as session:
+        owner, other = LiveHttp(session, owner_base, KEY), LiveHttp(session, other_base, KEY)
+        await owner.start("patched", fmt)
+        slow.delay = 0.4
+        await owner.push("patched", pcm[:4096])  # the first byte: the owner reads the record
+        await asyncio.sleep(0.1)
+        res = await other.request("PATCH", "/v1/assets/patched",
+                                  json_body={"title": "Renamed elsewhere", "access": "private"})
+        assert res.status == 200, (res.status, res.body)
+        deadline = time.monotonic() + 10.0
+        while (stored := json.loads(await store.get("patched/asset.json")))["live"]["start"] is None:
+            assert time.monotonic() < deadline, "the owner never wrote the stream's start"
+            await asyncio.sleep(0.02)
+        assert (stored["title"], stored["access"]) == ("Renamed elsewhere", "private"), stored
+        slow.delay = 0.0
+        await owner.push("patched", pcm[4096: bps * 2], seq=1)
+        sealed = await owner.finish("patched")
+    assert (sealed["title"], sealed["access"]) == ("Renamed elsewhere", "private"), sealed
+
+
+async def test_sealing_claims_on_s3_without_redis_go_to_exactly_one(s3_store: Any,
+                                                                   tmp_path: Path) -> None:
+    """Two origins racing to seal a dead owner's stream on S3 with no Redis: the claim is
+    a conditional create, so the second is refused; a released claim can be taken again,
+    and one older than CLAIM_TTL (its holder died mid-seal) is broken."""
+    cfg = live_config(tmp_path)
+    one, two = Claims(s3_store, cfg), Claims(s3_store, cfg)
+    assert await one.claim("dead") is True
+    assert await two.claim("dead") is False
+    assert await one.claim("dead") is False  # a claim is not taken twice, even by its holder
+    await one.release("dead")
+    assert await two.claim("dead") is True
+    stale = json.dumps({"token": "gone:1", "at": time.time() - CLAIM_TTL - 1}).encode()
+    await s3_store.put_bytes(f"{CLAIMS_PREFIX}old", stale, "application/json")
+    assert await one.claim("old") is True
+    assert await two.claim("old") is False

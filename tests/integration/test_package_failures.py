@@ -54,6 +54,11 @@ class FailingStore(LocalStore):
         self._spend()
         return await super().put_bytes(key, data, content_type)
 
+    async def put_if(self, key: str, data: bytes, content_type: str,
+                     tag: str | None) -> ObjectInfo:
+        self._spend()
+        return await super().put_if(key, data, content_type, tag)
+
 
 def snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))

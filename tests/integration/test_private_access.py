@@ -494,8 +494,7 @@ async def test_access_changed_by_another_worker_survives_the_seal(
         await http.push("live-p", pcm[: rate * 2])
         # The owner writes the stream's start into the record once its first byte is in
         # (in the background); the other worker's PATCH below comes after that write (one
-        # landing between the owner's read and write of it cannot be told apart from
-        # before on a store without conditional writes).
+        # landing inside it: test_live_workers.py, with a slow store).
         deadline = time.monotonic() + 10.0
         while json.loads(await store.get("live-p/asset.json"))["live"].get("start") is None:
             assert time.monotonic() < deadline, "the stream's start never reached the record"

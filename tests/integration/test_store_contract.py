@@ -7,15 +7,20 @@ for one of them say so in their name.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from packager.publish import update_record
 from storage import (
+    Conflict,
     InvalidKey,
     LocalStore,
     NotFound,
@@ -253,6 +258,84 @@ async def test_etag_is_stable_and_follows_the_bytes(store: Store) -> None:
     assert (await store.stat("e/x.json")).etag == second.etag
     other = await store.put_bytes("e/y.json", b'{"v": 3}', "application/json")
     assert other.etag not in (first.etag, second.etag)
+
+
+# --- conditional writes (records, claims) ----------------------------------------------
+
+async def test_put_if_with_no_tag_creates_only_an_absent_object(store: Store) -> None:
+    await store.put_if("c/claim.json", b'{"who": 1}', "application/json", None)
+    with pytest.raises(Conflict):
+        await store.put_if("c/claim.json", b'{"who": 2}', "application/json", None)
+    data, tag = await store.get_tagged("c/claim.json")
+    assert data == b'{"who": 1}' and tag
+    with pytest.raises(NotFound):
+        await store.get_tagged("c/none.json")
+
+
+async def test_put_if_writes_only_over_the_bytes_it_read(store: Store) -> None:
+    await store.put_bytes("c/rec.json", b'{"v": 1}', "application/json")
+    data, tag = await store.get_tagged("c/rec.json")
+    assert data == b'{"v": 1}'
+    assert (await store.get_tagged("c/rec.json"))[1] == tag  # stable while unchanged
+    await store.put_if("c/rec.json", b'{"v": 2}', "application/json", tag)
+    _, tag2 = await store.get_tagged("c/rec.json")
+    assert tag2 != tag
+    # a writer that read before the change loses, and writes nothing
+    with pytest.raises(Conflict):
+        await store.put_if("c/rec.json", b'{"v": "stale"}', "application/json", tag)
+    assert await store.get("c/rec.json") == b'{"v": 2}'
+    # an object removed since it was read: the write loses too, and creates nothing
+    await store.delete("c/rec.json")
+    with pytest.raises(Conflict):
+        await store.put_if("c/rec.json", b'{"v": 3}', "application/json", tag2)
+    with pytest.raises(NotFound):
+        await store.stat("c/rec.json")
+    with pytest.raises(InvalidKey):
+        await store.put_if("../rec.json", b"x", "application/json", None)
+
+
+async def test_conditional_updates_from_many_tasks_lose_none(store: Store) -> None:
+    """update_record's read-change-write from 24 concurrent tasks: every change counted."""
+    async def bump(n: int) -> None:
+        def change(rec: dict[str, Any] | None) -> dict[str, Any]:
+            rec = rec or {"id": "count", "seen": []}
+            rec["seen"] = [*rec["seen"], n]
+            return rec
+        await update_record(store, "count", change)
+
+    await asyncio.gather(*(bump(n) for n in range(24)))
+    rec = json.loads(await store.get("count/asset.json"))
+    assert sorted(rec["seen"]) == list(range(24))
+
+
+_BUMPER = """
+import asyncio, sys
+from packager.publish import update_record
+from storage import LocalStore
+
+async def main(root, who, times):
+    store = LocalStore(root)
+    def change(rec):
+        rec = rec or {"id": "count", "seen": []}
+        rec["seen"].append(who)
+        return rec
+    for _ in range(times):
+        await update_record(store, "count", change)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def test_local_conditional_updates_from_many_processes_lose_none(tmp_path: Path) -> None:
+    """Workers of one machine share a local store: four processes, 40 updates each, at
+    once; the record ends with all 160 (a plain read-then-write loses some)."""
+    root = tmp_path / "media"
+    procs = [subprocess.Popen([sys.executable, "-c", _BUMPER, str(root), f"p{i}", "40"])
+             for i in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    rec = json.loads((root / "count" / "asset.json").read_bytes())
+    assert {f"p{i}": 40 for i in range(4)} == {w: rec["seen"].count(w) for w in set(rec["seen"])}
+    assert not [p for p in root.rglob("*") if "~" in p.name]  # no temporary file left
 
 
 @pytest.mark.parametrize(("ext", "expected"), sorted(CONTENT_TYPES.items()))
