@@ -13,10 +13,10 @@ demo: install
 	$(BIN)/sori demo
 
 test: install-test
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q --durations=30 $(PYTEST_FLAGS)
 
 check: install-test lint types
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q --durations=30 $(PYTEST_FLAGS)
 
 lint:
 	$(BIN)/ruff check .
