@@ -135,22 +135,24 @@ class LiveRegistry:
                 stream.on_segment = SegmentWriter(self.store)
             await stream.open()
             rec = self._record(stream, title or asset_id, fmt, access)
+            written = False
             try:
                 # The record first, written only if there is none: of two workers or
                 # replicas creating one id at once, one wins, and the other writes
-                # nothing more (its version's master playlist least of all).
+                # nothing more (its marker and master playlist least of all).
                 await self.store.put_if(layout.key(asset_id, layout.RECORD),
                                         json.dumps(rec, indent=2).encode(), "application/json",
                                         None)
+                written = True
+                await self._mark(asset_id)
+                await self.store.put_bytes(layout.key(asset_id, layout.MASTER),
+                                           self.master_text(version, transcript).encode(),
+                                           "application/vnd.apple.mpegurl")
             except BaseException as e:
-                await self._undo_open(stream)
+                await asyncio.shield(self._undo_open(stream, written))
                 if isinstance(e, Conflict):
                     raise AssetExists(f"asset {asset_id!r} already exists") from None
                 raise
-            await self._mark(asset_id)
-            await self.store.put_bytes(layout.key(asset_id, layout.MASTER),
-                                       self.master_text(version, transcript).encode(),
-                                       "application/vnd.apple.mpegurl")
             self.records[asset_id] = rec
             self.streams[asset_id] = stream
             log.info("live %s: created (version %s, parts %.3f s, segments %.3f s)", asset_id,
@@ -159,14 +161,20 @@ class LiveRegistry:
         finally:
             self._creating.discard(asset_id)
 
-    async def _undo_open(self, stream: LiveStream) -> None:
-        """Stop a stream that was opened but not created, and remove its init segments."""
+    async def _undo_open(self, stream: LiveStream, written: bool) -> None:
+        """Stop a stream that was opened but not created and remove what it wrote: its init
+        segments, and, if its record was written (`written`), the asset."""
         with contextlib.suppress(Exception):
             await stream.abort()
         stream.cleanup()
         with contextlib.suppress(Exception):
-            await self.store.delete_prefix(
-                layout.key(stream.asset_id, layout.version_dir(stream.version)) + "/")
+            if written:
+                await self.store.delete(layout.key(stream.asset_id, layout.RECORD))
+                await self.store.delete_prefix(f"{stream.asset_id}/")
+                await self._unmark(stream.asset_id)
+            else:
+                await self.store.delete_prefix(
+                    layout.key(stream.asset_id, layout.version_dir(stream.version)) + "/")
 
     def _record(self, stream: LiveStream, title: str, fmt: formats.StreamFormat,
                 access: str) -> dict[str, Any]:
