@@ -74,3 +74,15 @@ def with_public_url(record: dict[str, Any], public_url: str) -> dict[str, Any]:
         if isinstance(value, str) and value.startswith("/"):
             out[name] = base + value
     return out
+
+
+PATCHABLE = ("access", "title")  # what PATCH /v1/assets/{id} changes in a stored record
+
+
+def patched_from(stored: dict[str, Any] | None, rec: dict[str, Any]) -> dict[str, Any]:
+    """`rec` updated in place with the PATCHable fields as `stored` has them: a PATCH
+    answered by another worker or replica changed the store, not a process's own copy."""
+    for name in PATCHABLE:
+        if stored is not None and name in stored:
+            rec[name] = stored[name]
+    return rec

@@ -33,14 +33,14 @@ from origin.keys import CONFIG_KEY, GRANT, LIVE_KEY, STORE_KEY
 from origin.media import PREFIX, is_private_record, split_media_path
 from packager.errors import InvalidInput
 from packager.publish import update_record
-from packager.record import with_public_url
+from packager.record import PATCHABLE, with_public_url
 from signing.urls import playback_urls, signed_media_url
 from storage.errors import InvalidKey, NotFound
 
 MAX_BODY = 16 * 1024
 CHECK_PUBLIC_MAX_AGE = 5  # an edge re-asks this often whether a public asset went private
 CHECK_GRANT_MAX_AGE = 60  # ... and whether a token still holds (never past its expiry)
-PATCH_FIELDS = frozenset(("access", "title"))
+PATCH_FIELDS = frozenset(PATCHABLE)
 MAX_TITLE = 500
 # Objects of the version a page fetches itself, besides the manifests (signed alike).
 SIDE_OBJECTS = ("poster", "thumbnails", "transcript", "transcript_text", "chapters")

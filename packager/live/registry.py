@@ -219,12 +219,7 @@ class LiveRegistry:
         def change(stored: dict[str, Any] | None) -> dict[str, Any] | None:
             if stored is None or stored.get("version") != stream.version:
                 return None  # deleted (or replaced) meanwhile: nothing to note
-            # Access and title as stored: a PATCH answered by another worker or replica
-            # changed the store, not this copy (the seal reads them the same way).
-            for name in ("access", "title"):
-                if name in stored:
-                    rec[name] = stored[name]
-            return rec
+            return record.patched_from(stored, rec)  # as the seal does
 
         with contextlib.suppress(Exception):
             await publish.update_record(self.store, stream.asset_id, change)

@@ -100,12 +100,7 @@ async def seal(store: Store, rec: dict[str, Any], spool: Path, *, reason: str,
                      end_padding_seconds=round(padding_seconds, 3))
 
     def change(stored: dict[str, Any] | None) -> dict[str, Any]:
-        # Access and title as the stored record has them now: a PATCH answered by another
-        # worker or replica changed the store, not this process's copy of the record.
-        current: dict[str, Any] = dict(rec)
-        for name in ("access", "title"):
-            if stored is not None and name in stored:
-                current[name] = stored[name]
+        current = record.patched_from(stored, dict(rec))
         extra: dict[str, Any] = {k: v for k, v in current.items() if k in ("access",)}
         extra["live"] = live_info
         extra.update(text_urls)
